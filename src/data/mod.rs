@@ -1,0 +1,222 @@
+//! Image data: MNIST-style IDX files (from a folder or the copy embedded in the binary), the
+//! K-level quantisation `level = ⌊v·K/256⌋` of PixelCNN's discrete softmax (arXiv 1601.06759,
+//! Section 2.2), and batching into tensors.
+
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+/// Why a data set could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{0}")]
+    Format(String),
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// Grayscale images with optional labels, stored as bytes `0..=255`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSet {
+    pub height: usize,
+    pub width: usize,
+    /// `len · height · width` bytes, image after image, row after row.
+    pub pixels: Vec<u8>,
+    pub labels: Option<Vec<u8>>,
+}
+
+impl ImageSet {
+    /// Builds a set from parsed IDX images `[N, H, W]` and, if given, labels `[N]`.
+    pub fn from_idx(
+        images: idx::IdxArray,
+        labels: Option<idx::IdxArray>,
+    ) -> Result<Self, DataError> {
+        let [count, height, width] = images.dims[..] else {
+            return Err(DataError::Format(format!(
+                "image file must have 3 dimensions [count, height, width], got {:?}",
+                images.dims
+            )));
+        };
+        if height == 0 || width == 0 {
+            return Err(DataError::Format(format!(
+                "images must be at least 1×1, got {height}×{width}"
+            )));
+        }
+        let labels = labels
+            .map(|labels| match labels.dims[..] {
+                [n] if n == count => Ok(labels.data),
+                [n] => Err(DataError::Format(format!(
+                    "{count} images but {n} labels: the files do not belong together"
+                ))),
+                _ => Err(DataError::Format(format!(
+                    "label file must have 1 dimension, got {:?}",
+                    labels.dims
+                ))),
+            })
+            .transpose()?;
+        Ok(Self {
+            height,
+            width,
+            pixels: images.data,
+            labels,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.pixels.len() / (self.height * self.width)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pixels.is_empty()
+    }
+
+    /// The pixels of image `index`.
+    pub fn image(&self, index: usize) -> &[u8] {
+        let size = self.height * self.width;
+        &self.pixels[index * size..(index + 1) * size]
+    }
+
+    /// Splits off the last `count` images, returning `(first, last)`.
+    pub fn split_tail(mut self, count: usize) -> (Self, Self) {
+        let keep = self.len() - count.min(self.len());
+        let tail_pixels = self.pixels.split_off(keep * self.height * self.width);
+        let tail_labels = self.labels.as_mut().map(|labels| labels.split_off(keep));
+        let tail = Self {
+            height: self.height,
+            width: self.width,
+            pixels: tail_pixels,
+            labels: tail_labels,
+        };
+        (self, tail)
+    }
+
+    /// The first `count` images (all of them if there are fewer).
+    pub fn take(self, count: usize) -> Self {
+        let surplus = self.len().saturating_sub(count);
+        self.split_tail(surplus).0
+    }
+
+    /// The images at `indices` quantised to `levels`, as a tensor `[B, 1, H, W]`.
+    pub fn batch(&self, indices: &[usize], levels: usize, device: &Device) -> Tensor<4, Int> {
+        let data: Vec<i64> = indices
+            .iter()
+            .flat_map(|&i| {
+                self.image(i)
+                    .iter()
+                    .map(|&v| i64::from(quantize(v, levels)))
+            })
+            .collect();
+        Tensor::from_data(
+            TensorData::new(data, [indices.len(), 1, self.height, self.width]),
+            device,
+        )
+    }
+}
+
+/// The intensity level `⌊v·K/256⌋` of a byte value `v` for `K` levels.
+pub fn quantize(value: u8, levels: usize) -> u8 {
+    (usize::from(value) * levels / 256) as u8
+}
+
+/// The byte value shown for a level: levels spread evenly over `0..=255`.
+pub fn dequantize(level: u8, levels: usize) -> u8 {
+    ((usize::from(level) * 255 + (levels - 1) / 2) / (levels - 1)) as u8
+}
+
+/// Where images come from: a folder of IDX files, or the MNIST test set embedded in the binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The 10,000 MNIST test images shipped inside the binary: the first 9,000 train, the last
+    /// 1,000 are both the validation and the evaluation set.
+    Embedded,
+    /// A folder with `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+    /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each optionally `.gz`.
+    Folder(PathBuf),
+}
+
+const EMBEDDED_IMAGES: &[u8] = include_bytes!("../../data/t10k-images-idx3-ubyte.gz");
+const EMBEDDED_LABELS: &[u8] = include_bytes!("../../data/t10k-labels-idx1-ubyte.gz");
+const EMBEDDED_HELD_OUT: usize = 1_000;
+/// Largest validation split taken from the end of a folder's training images.
+const MAX_VALIDATION: usize = 5_000;
+
+impl DataSource {
+    pub fn from_option(dir: Option<PathBuf>) -> Self {
+        dir.map_or(Self::Embedded, Self::Folder)
+    }
+
+    /// Training and validation images. For a folder, the last 10% of the training file (at most
+    /// 5,000 images) is held out for validation.
+    pub fn training(&self) -> Result<(ImageSet, ImageSet), DataError> {
+        match self {
+            Self::Embedded => Ok(embedded()?.split_tail(EMBEDDED_HELD_OUT)),
+            Self::Folder(dir) => {
+                let set = load_pair(dir, "train")?;
+                let held_out = (set.len() / 10).clamp(1, MAX_VALIDATION);
+                if set.len() < 2 {
+                    return Err(DataError::Format(format!(
+                        "{}: at least 2 training images are needed (one for validation)",
+                        dir.display()
+                    )));
+                }
+                Ok(set.split_tail(held_out))
+            }
+        }
+    }
+
+    /// The evaluation images.
+    pub fn test(&self) -> Result<ImageSet, DataError> {
+        match self {
+            Self::Embedded => Ok(embedded()?.split_tail(EMBEDDED_HELD_OUT).1),
+            Self::Folder(dir) => load_pair(dir, "t10k"),
+        }
+    }
+}
+
+fn embedded() -> Result<ImageSet, DataError> {
+    ImageSet::from_idx(
+        idx::parse(EMBEDDED_IMAGES)?,
+        Some(idx::parse(EMBEDDED_LABELS)?),
+    )
+}
+
+/// Loads `{prefix}-images-idx3-ubyte[.gz]` and, when present, `{prefix}-labels-idx1-ubyte[.gz]`.
+fn load_pair(dir: &Path, prefix: &str) -> Result<ImageSet, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::File {
+            path: dir.to_path_buf(),
+            message: "not a folder".into(),
+        });
+    }
+    let images_name = format!("{prefix}-images-idx3-ubyte");
+    let images_path = find_file(dir, &images_name).ok_or_else(|| DataError::File {
+        path: dir.to_path_buf(),
+        message: format!("no {images_name} or {images_name}.gz in this folder"),
+    })?;
+    let images = read_idx(&images_path)?;
+    let labels = find_file(dir, &format!("{prefix}-labels-idx1-ubyte"))
+        .map(|path| read_idx(&path))
+        .transpose()?;
+    ImageSet::from_idx(images, labels).map_err(|e| DataError::File {
+        path: images_path,
+        message: e.to_string(),
+    })
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    [name.to_string(), format!("{name}.gz")]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+fn read_idx(path: &Path) -> Result<idx::IdxArray, DataError> {
+    let file_error = |message: String| DataError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+    idx::parse(&bytes).map_err(|e| file_error(e.to_string()))
+}

@@ -1,0 +1,28 @@
+//! The training objective and the likelihood units of the papers: the negative log-likelihood of
+//! a per-pixel K-way softmax (arXiv 1601.06759, Section 2.2), reported in nats and in bits per
+//! dimension, `bits/dim = nats / (pixels · ln 2)`.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+/// Negative log-likelihood in nats of each sub-pixel, `[B, H, W]`, for logits `[B, K, H, W]`
+/// and targets `[B, 1, H, W]` (levels in `0..K`). The log-softmax is the numerically stable one.
+pub fn pixel_nll(logits: Tensor<4>, targets: Tensor<4, Int>) -> Tensor<3> {
+    let log_probs = log_softmax(logits, 1);
+    log_probs.gather(1, targets).squeeze_dim::<3>(1).neg()
+}
+
+/// Mean negative log-likelihood per sub-pixel in nats: the training loss.
+pub fn mean_nll(logits: Tensor<4>, targets: Tensor<4, Int>) -> Tensor<1> {
+    pixel_nll(logits, targets).mean()
+}
+
+/// Converts nats per dimension into bits per dimension.
+pub fn nats_to_bits(nats: f64) -> f64 {
+    nats / std::f64::consts::LN_2
+}
+
+/// Bits per dimension of a whole image's negative log-likelihood `nats` over `dims` sub-pixels.
+pub fn bits_per_dim(nats: f64, dims: usize) -> f64 {
+    nats_to_bits(nats / dims as f64)
+}

@@ -1,0 +1,172 @@
+//! The Gated PixelCNN of van den Oord et al. 2016, *Conditional Image Generation with PixelCNN
+//! Decoders* (arXiv 1606.05328), Section 2.2 and Figure 2.
+//!
+//! Each layer has two stacks. The vertical stack at row i sees a window of rows up to and
+//! including row i; what it passes to the horizontal stack is shifted down one row, so the
+//! horizontal stack only ever receives rows strictly above. The horizontal stack sees the pixels
+//! to the left in the current row (and, after the first layer, the current position, whose
+//! features already depend only on earlier pixels). Because the vertical stack's own receptive
+//! field widens with every layer in the row above too, nothing above is out of reach. Both are
+//! built from ordinary convolutions that are padded on one side only and cropped, never from
+//! masked weights, so the combined receptive field has no blind spot. A 1×1 convolution links the
+//! vertical stack into the horizontal one before the gate `tanh(a) ⊙ σ(b)`.
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{sigmoid, tanh};
+
+use super::head::OutputHead;
+use super::{PixelCnnConfig, conv1x1, input_to_float};
+
+/// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
+/// [`OutputHead`] that predicts K logits per pixel.
+#[derive(Module, Debug)]
+pub struct GatedPixelCnn {
+    layers: Vec<GatedLayer>,
+    head: OutputHead,
+    levels: usize,
+}
+
+impl GatedPixelCnn {
+    /// Builds the model described by `config` with freshly initialised weights on `device`.
+    pub fn new(config: &PixelCnnConfig, device: &Device) -> Self {
+        let layers = (0..config.layers)
+            .map(|index| {
+                let first = index == 0;
+                GatedLayerConfig {
+                    in_channels: if first {
+                        config.input_channels
+                    } else {
+                        config.channels
+                    },
+                    channels: config.channels,
+                    kernel: if first {
+                        config.first_kernel
+                    } else {
+                        config.kernel
+                    },
+                    first,
+                }
+                .init(device)
+            })
+            .collect();
+        Self {
+            layers,
+            head: OutputHead::new(config, device),
+            levels: config.levels,
+        }
+    }
+
+    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`).
+    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+        let x = input_to_float(levels, self.levels);
+        let (mut vertical, mut horizontal) = (x.clone(), x);
+        let mut skips: Option<Tensor<4>> = None;
+        for layer in &self.layers {
+            let (v, h, skip) = layer.forward(vertical, horizontal);
+            vertical = v;
+            horizontal = h;
+            skips = Some(match skips {
+                Some(sum) => sum + skip,
+                None => skip,
+            });
+        }
+        self.head
+            .forward(skips.expect("a Gated PixelCNN has at least one layer"))
+    }
+}
+
+/// Shape of one [`GatedLayer`].
+#[derive(Debug, Clone)]
+pub struct GatedLayerConfig {
+    in_channels: usize,
+    channels: usize,
+    kernel: usize,
+    /// The first layer must not see the current pixel ("mask A") and has no residual.
+    first: bool,
+}
+
+impl GatedLayerConfig {
+    fn init(&self, device: &Device) -> GatedLayer {
+        let (c_in, c, k) = (self.in_channels, self.channels, self.kernel);
+        let p = k / 2;
+        let sees_current = usize::from(!self.first);
+        GatedLayer {
+            vertical_row: Conv2dConfig::new([c_in, c], [1, k])
+                .with_padding(PaddingConfig2d::Explicit(0, p, 0, p))
+                .init(device),
+            // Padding p+1 rows above and none below gives H+1 output rows; output row r covers
+            // input rows r-p-1..=r-1. Rows 1..=H are the vertical stack (row i sees rows
+            // i-p..=i); rows 0..H are the same features shifted down one row for the link into
+            // the horizontal stack (row i sees only rows strictly above i).
+            vertical_column: Conv2dConfig::new([c, 2 * c], [p + 1, 1])
+                .with_padding(PaddingConfig2d::Explicit(p + 1, 0, 0, 0))
+                .init(device),
+            vertical_to_horizontal: conv1x1(2 * c, 2 * c, device),
+            vertical_input: conv1x1(c_in, 2 * c, device),
+            // Padding on the left only: output column j covers input columns j-p..=j. The first
+            // layer pads one more column and drops the last output, so it covers j-p-1..=j-1.
+            horizontal: Conv2dConfig::new([c_in, 2 * c], [1, p + 1])
+                .with_padding(PaddingConfig2d::Explicit(0, p + 1 - sees_current, 0, 0))
+                .init(device),
+            skip: conv1x1(c, c, device),
+            horizontal_output: conv1x1(c, c, device),
+            first: self.first,
+        }
+    }
+}
+
+/// One gated layer (Figure 2 of the paper): vertical stack, horizontal stack, the v→h link, the
+/// gated activation, a skip output and, after the first layer, a residual connection.
+#[derive(Module, Debug)]
+pub struct GatedLayer {
+    vertical_row: Conv2d,
+    vertical_column: Conv2d,
+    vertical_to_horizontal: Conv2d,
+    vertical_input: Conv2d,
+    horizontal: Conv2d,
+    skip: Conv2d,
+    horizontal_output: Conv2d,
+    first: bool,
+}
+
+impl GatedLayer {
+    /// Returns the vertical-stack output, the horizontal-stack output and the skip output.
+    pub fn forward(
+        &self,
+        vertical_in: Tensor<4>,
+        horizontal_in: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [_, _, height, width] = vertical_in.dims();
+        let padded = self
+            .vertical_column
+            .forward(self.vertical_row.forward(vertical_in.clone()));
+        let link = self
+            .vertical_to_horizontal
+            .forward(padded.clone().narrow(2, 0, height));
+        let vertical = padded.narrow(2, 1, height);
+        let vertical_out = gate(vertical + self.vertical_input.forward(vertical_in));
+
+        let mut horizontal = self.horizontal.forward(horizontal_in.clone());
+        if self.first {
+            horizontal = horizontal.narrow(3, 0, width);
+        }
+        let gated = gate(horizontal + link);
+        let skip = self.skip.forward(gated.clone());
+        let mut horizontal_out = self.horizontal_output.forward(gated);
+        if !self.first {
+            horizontal_out = horizontal_out + horizontal_in;
+        }
+        (vertical_out, horizontal_out, skip)
+    }
+}
+
+/// The gated activation unit `tanh(a) ⊙ σ(b)` over the two halves of the channel dimension.
+pub fn gate(x: Tensor<4>) -> Tensor<4> {
+    let [filter, gate] = x
+        .chunk(2, 1)
+        .try_into()
+        .expect("gate input has an even channel count");
+    tanh(filter) * sigmoid(gate)
+}

@@ -1,0 +1,120 @@
+//! The autoregressive image models: the Gated PixelCNN (arXiv 1606.05328) and the original
+//! masked-convolution PixelCNN (arXiv 1601.06759), behind one [`PixelCnn`] module so that the
+//! rest of the crate (training, evaluation, sampling, checkpoints) treats them alike.
+
+pub mod gated;
+mod head;
+pub mod masked;
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use gated::GatedPixelCnn;
+pub use masked::MaskedPixelCnn;
+
+/// Which architecture a model uses, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Gated PixelCNN with vertical and horizontal stacks (no blind spot).
+    Gated,
+    /// Original PixelCNN with masked convolutions (has a blind spot).
+    Pixelcnn,
+}
+
+/// Hyper-parameters of a model: what a run folder's config and each checkpoint record, so that
+/// a model can always be rebuilt with the shape it was trained with.
+#[derive(Config, Debug, PartialEq)]
+pub struct PixelCnnConfig {
+    /// Intensity levels K of the per-pixel softmax (2..=256).
+    pub levels: usize,
+    #[config(default = "Architecture::Gated")]
+    pub arch: Architecture,
+    /// Number of layers, the first (causal "mask A") one included.
+    #[config(default = 8)]
+    pub layers: usize,
+    /// Feature channels of each layer.
+    #[config(default = 32)]
+    pub channels: usize,
+    /// Kernel size of the first layer (odd).
+    #[config(default = 7)]
+    pub first_kernel: usize,
+    /// Kernel size of the later layers (odd).
+    #[config(default = 3)]
+    pub kernel: usize,
+    /// Hidden channels of the 1×1 output head.
+    #[config(default = 32)]
+    pub head_channels: usize,
+    /// Channels of the input image (1: grayscale, the only kind supported so far).
+    #[config(default = 1)]
+    pub input_channels: usize,
+}
+
+/// A model of either architecture.
+#[derive(Module, Debug)]
+pub enum PixelCnn {
+    Gated(GatedPixelCnn),
+    Masked(MaskedPixelCnn),
+}
+
+impl PixelCnnConfig {
+    /// Checks values that may come from the command line or from a file.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(2..=256).contains(&self.levels) {
+            return Err(format!(
+                "levels must be between 2 and 256, got {}",
+                self.levels
+            ));
+        }
+        if self.input_channels != 1 {
+            return Err(format!(
+                "only grayscale (1-channel) images are supported, got {} channels",
+                self.input_channels
+            ));
+        }
+        for (name, value) in [
+            ("layers", self.layers),
+            ("channels", self.channels),
+            ("head channels", self.head_channels),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        for (name, value) in [("first kernel", self.first_kernel), ("kernel", self.kernel)] {
+            if value % 2 == 0 {
+                return Err(format!("{name} size must be odd, got {value}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the model with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> PixelCnn {
+        match self.arch {
+            Architecture::Gated => PixelCnn::Gated(GatedPixelCnn::new(self, device)),
+            Architecture::Pixelcnn => PixelCnn::Masked(MaskedPixelCnn::new(self, device)),
+        }
+    }
+}
+
+impl PixelCnn {
+    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`).
+    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+        match self {
+            PixelCnn::Gated(model) => model.forward(levels),
+            PixelCnn::Masked(model) => model.forward(levels),
+        }
+    }
+}
+
+/// A 1×1 convolution.
+fn conv1x1(in_channels: usize, out_channels: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([in_channels, out_channels], [1, 1]).init(device)
+}
+
+/// The network input: levels `0..K` scaled to `[0, 1]`.
+fn input_to_float(levels: Tensor<4, Int>, k: usize) -> Tensor<4> {
+    levels.float() / (k - 1) as f32
+}
