@@ -1,1 +1,380 @@
-fn main() {}
+//! The `pixelcnn` command line: train, evaluate and sample PixelCNN image models.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use pixelcnn::checkpoint::{RunConfig, RunDir};
+use pixelcnn::data::DataSource;
+use pixelcnn::device::DeviceChoice;
+use pixelcnn::evaluate::evaluate;
+use pixelcnn::model::{Architecture, PixelCnnConfig};
+use pixelcnn::train::{Outcome, train};
+use pixelcnn::{picture, sample};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Gated PixelCNN: train, evaluate and sample autoregressive image models"
+)]
+struct Cli {
+    /// Where tensors are computed.
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Flex)]
+    device: DeviceChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model; without --data-dir on the MNIST test set embedded in the binary.
+    Train(TrainArgs),
+    /// Negative log-likelihood of the test set, in nats per image and bits per dimension.
+    Eval(EvalArgs),
+    /// Draw images from a trained model, one pixel at a time, into a PNG grid.
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Run folder for the config, checkpoint, metrics and sample grids.
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder with MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Optimisation steps [default: 400].
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<usize>,
+    /// Passes over the training images, instead of --steps.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of the initial weights and the batch order [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Steps between validation, checkpoint and sample grid [default: 200].
+    #[arg(long)]
+    interval: Option<usize>,
+}
+
+/// Model shape; each flag left out takes its default (or, with --resume, the run's value).
+#[derive(Args)]
+struct ModelArgs {
+    /// Architecture: gated (no blind spot) or the original masked pixelcnn [default: gated].
+    #[arg(long, value_enum)]
+    arch: Option<Architecture>,
+    /// Intensity levels K of the softmax, 2..=256 [default: 4].
+    #[arg(long)]
+    levels: Option<usize>,
+    /// Binarised images: the same as --levels 2.
+    #[arg(long, conflicts_with = "levels")]
+    binarize: bool,
+    /// Number of layers, the first included [default: 6].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Feature channels per layer [default: 16].
+    #[arg(long)]
+    channels: Option<usize>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    /// Output PNG file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Softmax temperature; 0 always picks the most likely level.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Images per grid row [default: about √n].
+    #[arg(long)]
+    nrow: Option<usize>,
+    /// Upscaling factor of each image (nearest neighbour).
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let device = cli.device.device()?;
+    match cli.command {
+        Command::Train(args) => train_command(args, &device),
+        Command::Eval(args) => eval_command(args, &device),
+        Command::Sample(args) => sample_command(args, &device),
+    }
+}
+
+fn train_command(args: TrainArgs, device: &burn::prelude::Device) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.out);
+    let stored = if args.resume {
+        if !run.has_checkpoint() {
+            bail!(
+                "{} holds no checkpoint to resume from",
+                run.checkpoint_path().display()
+            );
+        }
+        Some(run.read_config()?)
+    } else {
+        if run.has_checkpoint() {
+            bail!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                args.out.display()
+            );
+        }
+        None
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| stored.as_ref().and_then(|c| c.data_dir.clone()));
+    let data = DataSource::from_option(data_dir.clone())
+        .training()
+        .context("cannot load the training data")?;
+    let config = run_config(&args, stored.as_ref(), data_dir, &data.0)?;
+    run.create()?;
+    run.write_config(&config)?;
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    match train(&run, &config, data, args.resume, device, &INTERRUPTED)? {
+        Outcome::Finished { step, .. } => {
+            eprintln!(
+                "finished {step} steps; samples in {}",
+                run.root().join("samples.png").display()
+            );
+        }
+        Outcome::Interrupted { step } => {
+            eprintln!(
+                "interrupted at step {step}; checkpoint saved. Resume with: pixelcnn train --out {} --resume",
+                args.out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The run's settings: the flags given, over the stored config when resuming, over defaults.
+fn run_config(
+    args: &TrainArgs,
+    stored: Option<&RunConfig>,
+    data_dir: Option<PathBuf>,
+    train_set: &pixelcnn::data::ImageSet,
+) -> anyhow::Result<RunConfig> {
+    let m = &args.model;
+    let levels = if m.binarize { Some(2) } else { m.levels };
+    let model = match stored {
+        Some(stored) => {
+            let s = &stored.model;
+            let mismatches: Vec<String> = [
+                (
+                    "--arch",
+                    m.arch.map(|a| format!("{a:?}")),
+                    format!("{:?}", s.arch),
+                ),
+                (
+                    "--levels",
+                    levels.map(|v| v.to_string()),
+                    s.levels.to_string(),
+                ),
+                (
+                    "--layers",
+                    m.layers.map(|v| v.to_string()),
+                    s.layers.to_string(),
+                ),
+                (
+                    "--channels",
+                    m.channels.map(|v| v.to_string()),
+                    s.channels.to_string(),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(flag, given, have)| {
+                given
+                    .filter(|g| *g != have)
+                    .map(|g| format!("{flag} {g} (the run has {have})"))
+            })
+            .collect();
+            if !mismatches.is_empty() {
+                bail!(
+                    "cannot resume with a different model shape: {}",
+                    mismatches.join(", ")
+                );
+            }
+            s.clone()
+        }
+        None => PixelCnnConfig::new(levels.unwrap_or(4))
+            .with_arch(m.arch.unwrap_or(Architecture::Gated))
+            .with_layers(m.layers.unwrap_or(6))
+            .with_channels(m.channels.unwrap_or(16)),
+    };
+    model.validate().map_err(anyhow::Error::msg)?;
+    let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
+        given.or(stored).unwrap_or(default)
+    };
+    let batch_size = pick(args.batch_size, stored.map(|s| s.batch_size), 32);
+    let interval = pick(args.interval, stored.map(|s| s.interval), 200);
+    if batch_size == 0 || interval == 0 {
+        bail!("--batch-size and --interval must be at least 1");
+    }
+    let steps = match args.epochs {
+        Some(epochs) => epochs * (train_set.len() / batch_size.min(train_set.len())),
+        None => pick(args.steps, stored.map(|s| s.steps), 400),
+    };
+    if steps == 0 {
+        bail!("--steps and --epochs must be at least 1");
+    }
+    let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(1e-3);
+    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+        bail!("--lr must be a positive number, got {learning_rate}");
+    }
+    let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(0);
+    if let Some(s) = stored
+        && (s.seed != seed || s.batch_size != batch_size)
+    {
+        bail!(
+            "cannot resume with a different --seed or --batch-size: the batch order would change"
+        );
+    }
+    Ok(RunConfig {
+        model,
+        batch_size,
+        learning_rate,
+        seed,
+        steps,
+        interval,
+        data_dir,
+        image_height: train_set.height,
+        image_width: train_set.width,
+    })
+}
+
+fn eval_command(args: EvalArgs, device: &burn::prelude::Device) -> anyhow::Result<()> {
+    let (run, config) = open_run(&args.run)?;
+    let checkpoint = run.load_checkpoint(device)?;
+    let data_dir = args.data_dir.or(config.data_dir);
+    let test = DataSource::from_option(data_dir)
+        .test()
+        .context("cannot load the test data")?;
+    if (test.height, test.width) != (config.image_height, config.image_width) {
+        bail!(
+            "the test images are {}×{}, but the model was trained on {}×{}",
+            test.height,
+            test.width,
+            config.image_height,
+            config.image_width
+        );
+    }
+    let result = evaluate(
+        &checkpoint.model,
+        &test,
+        checkpoint.config.levels,
+        usize::MAX,
+        device,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} test images: {:.2} nats per image, {:.4} bits/dim",
+            result.images, result.nll_nats, result.bits_per_dim
+        );
+    }
+    Ok(())
+}
+
+fn sample_command(args: SampleArgs, device: &burn::prelude::Device) -> anyhow::Result<()> {
+    if args.n == 0 || args.scale == 0 {
+        bail!("--n and --scale must be at least 1");
+    }
+    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+        bail!("--temperature must be 0 or more, got {}", args.temperature);
+    }
+    let (run, config) = open_run(&args.run)?;
+    let checkpoint = run.load_checkpoint(device)?;
+    let levels = checkpoint.config.levels;
+    let images = sample::sample(
+        &checkpoint.model,
+        levels,
+        args.n,
+        config.image_height,
+        config.image_width,
+        args.temperature,
+        &mut StdRng::seed_from_u64(args.seed),
+        device,
+    );
+    let columns = args
+        .nrow
+        .unwrap_or_else(|| (args.n as f64).sqrt().ceil() as usize);
+    let grid = picture::grid(
+        &images,
+        levels,
+        config.image_height,
+        config.image_width,
+        columns,
+        args.scale,
+    );
+    picture::save_png(&grid, &args.out)?;
+    eprintln!("wrote {} samples to {}", args.n, args.out.display());
+    Ok(())
+}
+
+fn open_run(path: &Path) -> anyhow::Result<(RunDir, RunConfig)> {
+    let run = RunDir::new(path);
+    if !run.has_checkpoint() {
+        bail!(
+            "{} is not a trained run: {} is missing",
+            path.display(),
+            run.checkpoint_path().display()
+        );
+    }
+    let config = run.read_config()?;
+    Ok((run, config))
+}

@@ -1,0 +1,260 @@
+//! Run folders and checkpoints.
+//!
+//! A run folder holds `config.json` (what was asked for), `checkpoint.bin` (the latest
+//! training state), `metrics.jsonl` and sample grids. A checkpoint is one file — a header, the
+//! model configuration, the model weights and the optimiser state — written to a temporary file
+//! and renamed over the old one, so a crash never leaves a half-written checkpoint behind.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{PixelCnn, PixelCnnConfig};
+
+const MAGIC: &[u8; 8] = b"PXCNNCKP";
+/// Version of the checkpoint layout; bumped whenever it changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a run folder or checkpoint could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The training settings recorded in a run folder's `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub model: PixelCnnConfig,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    /// Total optimisation steps of the run.
+    pub steps: usize,
+    /// Steps between validations, checkpoints and sample grids.
+    pub interval: usize,
+    /// `None`: the MNIST test set embedded in the binary.
+    pub data_dir: Option<PathBuf>,
+    /// Size of the training images, and so of generated ones.
+    pub image_height: usize,
+    pub image_width: usize,
+}
+
+/// The state needed to continue training exactly where it stopped.
+pub struct Checkpoint {
+    pub step: usize,
+    pub config: PixelCnnConfig,
+    pub model: PixelCnn,
+    pub optimizer: ModuleOptimizer,
+}
+
+/// The files of one run.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.root.join("checkpoint.bin")
+    }
+
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// The sample grid written after `step` training steps.
+    pub fn samples_path(&self, step: usize) -> PathBuf {
+        self.root.join(format!("samples_step{step:07}.png"))
+    }
+
+    pub fn create(&self) -> Result<(), CheckpointError> {
+        fs::create_dir_all(&self.root).map_err(|source| CheckpointError::Io {
+            path: self.root.clone(),
+            source,
+        })
+    }
+
+    pub fn write_config(&self, config: &RunConfig) -> Result<(), CheckpointError> {
+        let json = serde_json::to_vec_pretty(config).expect("run config serialises");
+        write_atomically(&self.config_path(), &json)
+    }
+
+    pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
+        let path = self.config_path();
+        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Invalid {
+            path,
+            message: format!("not a valid run config: {e}"),
+        })
+    }
+
+    pub fn has_checkpoint(&self) -> bool {
+        self.checkpoint_path().is_file()
+    }
+
+    /// Writes the training state atomically.
+    pub fn save_checkpoint(
+        &self,
+        step: usize,
+        config: &PixelCnnConfig,
+        model: &PixelCnn,
+        optimizer: &ModuleOptimizer,
+    ) -> Result<(), CheckpointError> {
+        let path = self.checkpoint_path();
+        let invalid = |message: String| CheckpointError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let weights = model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| invalid(format!("cannot serialise the model: {e}")))?;
+        let optimizer_state = optimizer
+            .into_bytes()
+            .map_err(|e| invalid(format!("cannot serialise the optimiser: {e}")))?;
+        let config_json = serde_json::to_vec(config).expect("model config serialises");
+
+        let mut file = Vec::with_capacity(weights.len() + optimizer_state.len() + 1024);
+        file.extend_from_slice(MAGIC);
+        file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        file.extend_from_slice(&(step as u64).to_le_bytes());
+        for section in [&config_json[..], &weights[..], &optimizer_state[..]] {
+            file.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            file.extend_from_slice(section);
+        }
+        write_atomically(&path, &file)
+    }
+
+    /// Reads the checkpoint and rebuilds the model it holds on `device`.
+    pub fn load_checkpoint(&self, device: &Device) -> Result<Checkpoint, CheckpointError> {
+        let path = self.checkpoint_path();
+        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        decode_checkpoint(&bytes, device)
+            .map_err(|message| CheckpointError::Invalid { path, message })
+    }
+}
+
+fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String> {
+    let mut reader = SectionReader { bytes };
+    if reader.take(MAGIC.len())? != MAGIC {
+        return Err("not a pixelcnn checkpoint (bad magic bytes)".into());
+    }
+    let version = u32::from_le_bytes(reader.take(4)?.try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "checkpoint format version {version}, but this pixelcnn reads version {FORMAT_VERSION}"
+        ));
+    }
+    let step = reader.u64()? as usize;
+    let config: PixelCnnConfig = serde_json::from_slice(reader.section()?)
+        .map_err(|e| format!("corrupt model config: {e}"))?;
+    config.validate()?;
+    let weights = reader.section()?;
+    let optimizer_state = reader.section()?;
+    if !reader.bytes.is_empty() {
+        return Err(format!(
+            "{} unexpected bytes after the end",
+            reader.bytes.len()
+        ));
+    }
+    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+        .map_err(|e| format!("corrupt model weights: {e}"))?;
+    let model = config
+        .init(device)
+        .try_load_record(record)
+        .map_err(|e| format!("weights do not fit the model {config:?}: {e}"))?;
+    let optimizer = new_optimizer()
+        .from_bytes(Bytes::from_bytes_vec(optimizer_state.to_vec()))
+        .map_err(|e| format!("corrupt optimiser state: {e}"))?;
+    Ok(Checkpoint {
+        step,
+        config,
+        model,
+        optimizer,
+    })
+}
+
+/// The optimiser of every run: Adam with PyTorch's epsilon.
+pub fn new_optimizer() -> ModuleOptimizer {
+    AdamConfig::new().with_epsilon(1e-8).init()
+}
+
+/// Reads length-prefixed sections, reporting truncation instead of panicking.
+struct SectionReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> SectionReader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
+        if self.bytes.len() < count {
+            return Err("file is truncated".into());
+        }
+        let (head, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn section(&mut self) -> Result<&'a [u8], String> {
+        let len = usize::try_from(self.u64()?).map_err(|_| "section length overflows")?;
+        self.take(len)
+    }
+}
+
+/// Writes `contents` to a temporary file beside `path`, flushes it to disk and renames it over
+/// `path`: readers see either the old file or the new one, never a mix.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CheckpointError> {
+    let io_error = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(".tmp");
+    let temp = path.with_file_name(temp_name);
+    let mut file = File::create(&temp).map_err(io_error)?;
+    file.write_all(contents).map_err(io_error)?;
+    file.sync_all().map_err(io_error)?;
+    fs::rename(&temp, path).map_err(io_error)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Make the rename itself durable.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error)?;
+    }
+    Ok(())
+}

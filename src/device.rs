@@ -1,0 +1,86 @@
+//! Choosing where tensors live: burn 0.22 picks the backend at run time from a `Device`. The
+//! pure-Rust CPU backend `flex` is always built; GPU backends are cargo features.
+
+use burn::prelude::*;
+
+/// The backends a user can ask for with `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// Pure-Rust CPU backend (always available).
+    Flex,
+    /// GPU through WebGPU/Vulkan (cargo feature `wgpu`).
+    Wgpu,
+    /// NVIDIA GPU through CUDA (cargo feature `cuda`).
+    Cuda,
+}
+
+/// Why a device cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "this pixelcnn was built without the `{0}` feature; rebuild with `cargo build --release --features {0}`"
+    )]
+    NotBuilt(&'static str),
+    #[error("no usable {0} device: {1}")]
+    Unusable(&'static str, String),
+}
+
+impl DeviceChoice {
+    /// The inference device for this choice, checked to work.
+    pub fn device(self) -> Result<Device, DeviceError> {
+        match self {
+            DeviceChoice::Flex => Ok(Device::flex()),
+            DeviceChoice::Wgpu => wgpu_device(),
+            DeviceChoice::Cuda => cuda_device(),
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device, DeviceError> {
+    probe(
+        "wgpu",
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+    )
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device() -> Result<Device, DeviceError> {
+    Err(DeviceError::NotBuilt("wgpu"))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<Device, DeviceError> {
+    probe("cuda", Device::cuda(0))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device() -> Result<Device, DeviceError> {
+    Err(DeviceError::NotBuilt("cuda"))
+}
+
+/// Runs one small computation on `device`: GPU runtimes start lazily and panic when no adapter
+/// is found, which becomes a clear error here instead of a crash later.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe(name: &'static str, device: Device) -> Result<Device, DeviceError> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| {
+        Tensor::<1>::from_floats([1.0, 2.0], &device)
+            .sum()
+            .into_scalar::<f32>()
+    });
+    std::panic::set_hook(quiet);
+    match result {
+        Ok(sum) if sum == 3.0 => Ok(device),
+        Ok(sum) => Err(DeviceError::Unusable(name, format!("1 + 2 gave {sum}"))),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the runtime failed to start".into());
+            Err(DeviceError::Unusable(name, message))
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Likelihood evaluation: the average negative log-likelihood of a data set in nats per image
+//! and in bits per dimension, the figure PixelCNN papers report.
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::data::ImageSet;
+use crate::loss::{bits_per_dim, pixel_nll};
+use crate::model::PixelCnn;
+
+/// Images per forward pass during evaluation.
+const EVAL_BATCH: usize = 100;
+
+/// The likelihood of a data set under a model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Likelihood {
+    pub images: usize,
+    /// Mean negative log-likelihood of one image, in nats.
+    pub nll_nats: f64,
+    pub bits_per_dim: f64,
+}
+
+/// Evaluates `model` (a non-autodiff one) on the first `limit` images of `set`.
+pub fn evaluate(
+    model: &PixelCnn,
+    set: &ImageSet,
+    levels: usize,
+    limit: usize,
+    device: &Device,
+) -> Likelihood {
+    let count = set.len().min(limit);
+    let dims = set.height * set.width;
+    let mut total_nats = 0.0f64;
+    for start in (0..count).step_by(EVAL_BATCH) {
+        let indices: Vec<usize> = (start..(start + EVAL_BATCH).min(count)).collect();
+        let targets = set.batch(&indices, levels, device);
+        let logits = model.forward(targets.clone());
+        total_nats += pixel_nll(logits, targets).sum().into_scalar::<f64>();
+    }
+    let nll_nats = if count == 0 {
+        f64::NAN
+    } else {
+        total_nats / count as f64
+    };
+    Likelihood {
+        images: count,
+        nll_nats,
+        bits_per_dim: bits_per_dim(nll_nats, dims),
+    }
+}

@@ -1,0 +1,251 @@
+//! Maximum-likelihood training (arXiv 1601.06759, Section 5.1): Adam on the mean per-pixel
+//! cross-entropy, with periodic validation in bits/dim, sample grids, and atomic checkpoints
+//! from which an interrupted run resumes exactly where it stopped.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::checkpoint::{RunConfig, RunDir, new_optimizer};
+use crate::data::ImageSet;
+use crate::evaluate::{Likelihood, evaluate};
+use crate::loss::{mean_nll, nats_to_bits};
+use crate::model::PixelCnn;
+use crate::picture;
+use crate::sample::sample;
+
+/// Validation images scored at each interval.
+const VALIDATION_LIMIT: usize = 1_000;
+/// Images in each interval's sample grid.
+const GRID_IMAGES: usize = 16;
+/// Seed of the sample grids, fixed so that grids of one run show the model's progress.
+const GRID_SEED: u64 = 0x5eed;
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Metrics {
+    pub step: usize,
+    /// Mean training loss since the previous line, in nats per dimension.
+    pub train_nats_per_dim: f64,
+    pub train_bits_per_dim: f64,
+    pub val_bits_per_dim: f64,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Finished { step: usize, last: Option<Metrics> },
+    Interrupted { step: usize },
+}
+
+/// The order in which training images are visited: a fresh permutation per epoch, derived from
+/// the seed and the epoch number, so that step `n` always sees the same batch — also after a
+/// resume.
+struct BatchOrder {
+    seed: u64,
+    images: usize,
+    batch_size: usize,
+    epoch: Option<(usize, Vec<usize>)>,
+}
+
+impl BatchOrder {
+    fn new(seed: u64, images: usize, batch_size: usize) -> Self {
+        Self {
+            seed,
+            images,
+            batch_size,
+            epoch: None,
+        }
+    }
+
+    fn batch(&mut self, step: usize) -> &[usize] {
+        let per_epoch = self.images / self.batch_size;
+        let (epoch, position) = (step / per_epoch, step % per_epoch);
+        if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let mut order: Vec<usize> = (0..self.images).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(self.seed ^ (epoch as u64) << 20));
+            self.epoch = Some((epoch, order));
+        }
+        let order = &self.epoch.as_ref().expect("set above").1;
+        &order[position * self.batch_size..(position + 1) * self.batch_size]
+    }
+}
+
+/// Trains (or, with `resume`, continues training from its checkpoint) the run in `run` on the
+/// training and validation sets given, stopping early with a checkpoint when `interrupt` is
+/// set. Progress goes to standard error.
+pub fn train(
+    run: &RunDir,
+    config: &RunConfig,
+    (train_set, validation): (ImageSet, ImageSet),
+    resume: bool,
+    device: &Device,
+    interrupt: &AtomicBool,
+) -> anyhow::Result<Outcome> {
+    let batch_size = config.batch_size.min(train_set.len());
+    let training_device = device.clone().autodiff();
+    let (mut step, mut model, mut optimizer) = if resume {
+        let checkpoint = run.load_checkpoint(&training_device)?;
+        if checkpoint.config != config.model {
+            bail!(
+                "{}: the checkpoint holds a model {:?}, but the run config asks for {:?}",
+                run.checkpoint_path().display(),
+                checkpoint.config,
+                config.model
+            );
+        }
+        (checkpoint.step, checkpoint.model, checkpoint.optimizer)
+    } else {
+        training_device.seed(config.seed);
+        (0, config.model.init(&training_device), new_optimizer())
+    };
+    eprintln!(
+        "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{}",
+        config.model.arch,
+        model.num_params(),
+        train_set.len(),
+        validation.len(),
+        train_set.height,
+        train_set.width
+    );
+    if step >= config.steps {
+        eprintln!("the run already has {step} of {} steps", config.steps);
+        return Ok(Outcome::Finished { step, last: None });
+    }
+
+    let progress = progress_bar(step, config.steps);
+    let mut order = BatchOrder::new(config.seed, train_set.len(), batch_size);
+    let mut window = LossWindow::default();
+    let mut last = None;
+    while step < config.steps {
+        if interrupt.load(Ordering::SeqCst) {
+            progress.abandon();
+            run.save_checkpoint(step, &config.model, &model, &optimizer)?;
+            return Ok(Outcome::Interrupted { step });
+        }
+        let started = Instant::now();
+        let targets = train_set.batch(order.batch(step), config.model.levels, &training_device);
+        let loss = mean_nll(model.forward(targets.clone()), targets);
+        let loss_value = loss.clone().into_scalar::<f64>();
+        if !loss_value.is_finite() {
+            progress.abandon();
+            bail!(
+                "training diverged at step {}: the loss is {loss_value}; the last checkpoint is kept",
+                step + 1
+            );
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(config.learning_rate, model, grads);
+        step += 1;
+        window.add(loss_value);
+        let images_per_second = batch_size as f64 / started.elapsed().as_secs_f64();
+        progress.set_position(step as u64);
+        progress.set_message(format!(
+            "loss {:.4} bits/dim, {images_per_second:.0} img/s",
+            nats_to_bits(loss_value)
+        ));
+        if step % config.interval == 0 || step == config.steps {
+            progress.suspend(|| -> anyhow::Result<()> {
+                let metrics =
+                    finish_interval(run, config, step, &model, &validation, &mut window, device)?;
+                run.save_checkpoint(step, &config.model, &model, &optimizer)?;
+                eprintln!(
+                    "step {step}: train {:.4} bits/dim, validation {:.4} bits/dim",
+                    metrics.train_bits_per_dim, metrics.val_bits_per_dim
+                );
+                last = Some(metrics);
+                Ok(())
+            })?;
+        }
+    }
+    progress.finish();
+    Ok(Outcome::Finished { step, last })
+}
+
+/// Validation, the metrics line and the sample grid at the end of an interval.
+fn finish_interval(
+    run: &RunDir,
+    config: &RunConfig,
+    step: usize,
+    model: &PixelCnn,
+    validation: &ImageSet,
+    window: &mut LossWindow,
+    device: &Device,
+) -> anyhow::Result<Metrics> {
+    let inference = model.valid();
+    let levels = config.model.levels;
+    let Likelihood { bits_per_dim, .. } =
+        evaluate(&inference, validation, levels, VALIDATION_LIMIT, device);
+    let train_nats = window.take_mean();
+    let metrics = Metrics {
+        step,
+        train_nats_per_dim: train_nats,
+        train_bits_per_dim: nats_to_bits(train_nats),
+        val_bits_per_dim: bits_per_dim,
+    };
+    append_metrics(run, &metrics)?;
+    let images = sample(
+        &inference,
+        levels,
+        GRID_IMAGES,
+        validation.height,
+        validation.width,
+        1.0,
+        &mut StdRng::seed_from_u64(GRID_SEED),
+        device,
+    );
+    let grid = picture::grid(&images, levels, validation.height, validation.width, 4, 4);
+    picture::save_png(&grid, &run.samples_path(step))?;
+    picture::save_png(&grid, &run.root().join("samples.png"))?;
+    Ok(metrics)
+}
+
+fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {
+    let path = run.metrics_path();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(metrics)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn progress_bar(position: usize, total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64).with_position(position as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta}] {msg}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// Training losses since the last interval.
+#[derive(Default)]
+struct LossWindow {
+    sum: f64,
+    count: usize,
+}
+
+impl LossWindow {
+    fn add(&mut self, loss: f64) {
+        self.sum += loss;
+        self.count += 1;
+    }
+
+    fn take_mean(&mut self) -> f64 {
+        let mean = self.sum / self.count.max(1) as f64;
+        *self = Self::default();
+        mean
+    }
+}

@@ -1,0 +1,264 @@
+//! The `pixelcnn` binary end to end on a tiny synthetic data set, and its error messages: every
+//! bad input ends with one clear message and a non-zero exit code, never a panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pixelcnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts that the command failed cleanly with a message containing `needle`.
+fn assert_fails_with(args: &[&str], needle: &str) {
+    let output = pixelcnn(args);
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{args:?} succeeded");
+    assert!(message.contains(needle), "{args:?}: {message}");
+    assert!(
+        !message.contains("panicked"),
+        "{args:?} panicked: {message}"
+    );
+}
+
+fn write_idx(path: &Path, dims: &[u32], body: &[u8]) {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(body);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A folder of `size`×`size` images: a bright square on a dark background, shifted around.
+fn synthetic_data(dir: &Path, size: usize, train: usize, test: usize) {
+    let image = |i: usize| -> Vec<u8> {
+        (0..size * size)
+            .map(|p| {
+                let (y, x) = (p / size, p % size);
+                let (oy, ox) = (i % 3, (i / 3) % 3);
+                if (oy..oy + 4).contains(&y) && (ox..ox + 4).contains(&x) {
+                    250
+                } else {
+                    10
+                }
+            })
+            .collect()
+    };
+    for (prefix, count) in [("train", train), ("t10k", test)] {
+        let pixels: Vec<u8> = (0..count).flat_map(image).collect();
+        let s = size as u32;
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            &[count as u32, s, s],
+            &pixels,
+        );
+        write_idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            &[count as u32],
+            &vec![1; count],
+        );
+    }
+}
+
+const TINY: &[&str] = &[
+    "--steps",
+    "4",
+    "--interval",
+    "2",
+    "--layers",
+    "2",
+    "--channels",
+    "4",
+    "--batch-size",
+    "8",
+];
+
+fn train_tiny(data: &Path, run: &Path) {
+    let mut args = vec![
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY);
+    let output = pixelcnn(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn train_eval_sample_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    for file in [
+        "config.json",
+        "checkpoint.bin",
+        "metrics.jsonl",
+        "samples.png",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+
+    let run_arg = run.to_str().unwrap();
+    let output = pixelcnn(&["eval", "--run", run_arg, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["images"], 10);
+    let (nats, bits) = (
+        json["nll_nats"].as_f64().unwrap(),
+        json["bits_per_dim"].as_f64().unwrap(),
+    );
+    assert!(nats > 0.0);
+    assert!((bits - nats / (64.0 * std::f64::consts::LN_2)).abs() < 1e-9);
+
+    let grid = |name: &str, seed: &str| {
+        let path = dir.path().join(name);
+        let args = [
+            "sample",
+            "--run",
+            run_arg,
+            "--n",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+            "--seed",
+            seed,
+        ];
+        let output = pixelcnn(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        std::fs::read(path).unwrap()
+    };
+    let first = grid("a.png", "5");
+    let decoded = image::load_from_memory(&first).unwrap();
+    // 3 images in 2 columns and 2 rows of 8×8 tiles scaled 4×, with 2-pixel gaps.
+    assert_eq!((decoded.width(), decoded.height()), (70, 70));
+    assert_eq!(
+        first,
+        grid("b.png", "5"),
+        "the same seed gives the same picture"
+    );
+}
+
+#[test]
+fn bad_flags_and_inputs_give_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_arg = out.to_str().unwrap();
+    assert_fails_with(
+        &["train", "--out", out_arg, "--bogus"],
+        "unexpected argument",
+    );
+    assert_fails_with(
+        &["train", "--out", out_arg, "--levels", "1"],
+        "levels must be between 2 and 256",
+    );
+    assert_fails_with(
+        &["train", "--out", out_arg, "--levels", "300"],
+        "levels must be between 2 and 256",
+    );
+    assert_fails_with(&["train", "--out", out_arg, "--steps", "0"], "at least 1");
+    assert_fails_with(
+        &["train", "--out", out_arg, "--arch", "resnet"],
+        "invalid value 'resnet'",
+    );
+    assert_fails_with(
+        &["--device", "wgpu", "eval", "--run", out_arg],
+        "built without the `wgpu` feature",
+    );
+    assert_fails_with(
+        &["--device", "cuda", "eval", "--run", out_arg],
+        "built without the `cuda` feature",
+    );
+    assert_fails_with(&["eval", "--run", out_arg], "is not a trained run");
+    assert_fails_with(
+        &["sample", "--run", out_arg, "--out", "x.png"],
+        "is not a trained run",
+    );
+    assert_fails_with(
+        &["train", "--out", out_arg, "--resume"],
+        "no checkpoint to resume from",
+    );
+    let missing = dir.path().join("nowhere");
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            out_arg,
+            "--data-dir",
+            missing.to_str().unwrap(),
+        ],
+        "not a folder",
+    );
+}
+
+#[test]
+fn corrupt_or_mismatched_data_and_runs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
+
+    assert_fails_with(
+        &["train", "--out", run_arg, "--data-dir", data_arg],
+        "already holds a run",
+    );
+    assert_fails_with(
+        &["train", "--out", run_arg, "--resume", "--channels", "6"],
+        "--channels 6 (the run has 4)",
+    );
+
+    // Test images of another size than the model was trained on.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    synthetic_data(&other, 10, 12, 4);
+    assert_fails_with(
+        &[
+            "eval",
+            "--run",
+            run_arg,
+            "--data-dir",
+            other.to_str().unwrap(),
+        ],
+        "the test images are 10×10, but the model was trained on 8×8",
+    );
+
+    // A truncated image file.
+    let images = other.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &bytes[..bytes.len() - 7]).unwrap();
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            dir.path().join("r2").to_str().unwrap(),
+            "--data-dir",
+            other.to_str().unwrap(),
+        ],
+        "file truncated",
+    );
+
+    // A damaged checkpoint.
+    let checkpoint = run.join("checkpoint.bin");
+    let bytes = std::fs::read(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails_with(&["eval", "--run", run_arg], "truncated");
+}

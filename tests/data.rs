@@ -1,0 +1,156 @@
+//! IDX parsing, the quantisation of intensities into K levels, and the errors for corrupt input.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use pixelcnn::data::{DataSource, ImageSet, dequantize, idx, quantize};
+
+/// An IDX file of unsigned bytes with the given dimensions and body.
+fn idx_bytes(dims: &[u32], body: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn error_of(bytes: &[u8]) -> String {
+    idx::parse(bytes).unwrap_err().to_string()
+}
+
+#[test]
+fn parses_raw_and_gzipped_idx() {
+    let body: Vec<u8> = (0..24).collect();
+    let raw = idx_bytes(&[2, 3, 4], &body);
+    let expected = idx::IdxArray {
+        dims: vec![2, 3, 4],
+        data: body,
+    };
+    assert_eq!(idx::parse(&raw).unwrap(), expected);
+    assert_eq!(idx::parse(&gzip(&raw)).unwrap(), expected);
+}
+
+#[test]
+fn corrupt_idx_files_give_clear_errors() {
+    assert!(error_of(&[0, 0]).contains("too short"));
+    assert!(error_of(&[0x12, 0x34, 0x08, 0x01, 0, 0, 0, 0]).contains("bad magic"));
+    assert!(error_of(&[0, 0, 0x0D, 1, 0, 0, 0, 1, 0]).contains("not supported"));
+    assert!(error_of(&[0, 0, 8, 3, 0, 0, 0, 1]).contains("truncated IDX header"));
+    let truncated = idx_bytes(&[2, 3, 4], &[7; 20]);
+    assert!(error_of(&truncated).contains("file truncated"));
+    let too_long = idx_bytes(&[2, 2], &[7; 5]);
+    assert!(error_of(&too_long).contains("need 4"));
+    let mut broken_gzip = gzip(&idx_bytes(&[4], &[1, 2, 3, 4]));
+    broken_gzip.truncate(broken_gzip.len() / 2);
+    assert!(error_of(&broken_gzip).contains("corrupt gzip"));
+}
+
+#[test]
+fn idx_with_valid_dims_but_overflowing_size_is_rejected() {
+    let huge = idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]);
+    assert!(error_of(&huge).contains("overflow"));
+}
+
+#[test]
+fn images_and_labels_must_agree() {
+    let images = idx::IdxArray {
+        dims: vec![3, 2, 2],
+        data: vec![0; 12],
+    };
+    let labels = |n: usize| idx::IdxArray {
+        dims: vec![n],
+        data: vec![1; n],
+    };
+    let set = ImageSet::from_idx(images.clone(), Some(labels(3))).unwrap();
+    assert_eq!((set.len(), set.height, set.width), (3, 2, 2));
+    let mismatch = ImageSet::from_idx(images.clone(), Some(labels(4))).unwrap_err();
+    assert!(mismatch.to_string().contains("3 images but 4 labels"));
+    let flat = idx::IdxArray {
+        dims: vec![12],
+        data: vec![0; 12],
+    };
+    let wrong_dims = ImageSet::from_idx(flat, None).unwrap_err();
+    assert!(wrong_dims.to_string().contains("3 dimensions"));
+}
+
+#[test]
+fn quantisation_follows_floor_v_k_over_256() {
+    assert_eq!(quantize(0, 4), 0);
+    assert_eq!(quantize(63, 4), 0);
+    assert_eq!(quantize(64, 4), 1);
+    assert_eq!(quantize(191, 4), 2);
+    assert_eq!(quantize(255, 4), 3);
+    // Binarised: a threshold at 128.
+    assert_eq!(quantize(127, 2), 0);
+    assert_eq!(quantize(128, 2), 1);
+    // 256 levels keep every value.
+    assert!((0..=255u8).all(|v| quantize(v, 256) == v));
+    // Back to intensities: levels spread evenly over 0..=255.
+    assert_eq!(
+        (0..4).map(|l| dequantize(l, 4)).collect::<Vec<_>>(),
+        [0, 85, 170, 255]
+    );
+    assert_eq!((dequantize(0, 2), dequantize(1, 2)), (0, 255));
+    assert!((0..=255u8).all(|v| dequantize(v, 256) == v));
+}
+
+#[test]
+fn loads_a_folder_of_gzipped_and_raw_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pixels: Vec<u8> = (0..20 * 5 * 6).map(|i| (i % 256) as u8).collect();
+    std::fs::write(
+        dir.path().join("train-images-idx3-ubyte.gz"),
+        gzip(&idx_bytes(&[20, 5, 6], &pixels)),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("train-labels-idx1-ubyte"),
+        idx_bytes(&[20], &[3; 20]),
+    )
+    .unwrap();
+    let source = DataSource::Folder(dir.path().to_path_buf());
+    let (train, validation) = source.training().unwrap();
+    assert_eq!((train.len(), validation.len()), (18, 2));
+    assert_eq!((train.height, train.width), (5, 6));
+    assert_eq!(validation.image(1), &pixels[19 * 30..]);
+    let missing = source.test().unwrap_err().to_string();
+    assert!(missing.contains("no t10k-images-idx3-ubyte"), "{missing}");
+}
+
+#[test]
+fn mismatched_label_file_in_a_folder_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t10k-images-idx3-ubyte"),
+        idx_bytes(&[2, 2, 2], &[0; 8]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t10k-labels-idx1-ubyte"),
+        idx_bytes(&[5], &[0; 5]),
+    )
+    .unwrap();
+    let error = DataSource::Folder(dir.path().to_path_buf())
+        .test()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("t10k-images-idx3-ubyte"), "{error}");
+    assert!(error.contains("2 images but 5 labels"), "{error}");
+}
+
+#[test]
+fn embedded_mnist_is_the_test_set_split_9000_1000() {
+    let (train, validation) = DataSource::Embedded.training().unwrap();
+    assert_eq!((train.len(), validation.len()), (9_000, 1_000));
+    assert_eq!((train.height, train.width), (28, 28));
+    assert_eq!(validation.labels.as_ref().map(Vec::len), Some(1_000));
+    assert_eq!(DataSource::Embedded.test().unwrap(), validation);
+}

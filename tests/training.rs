@@ -1,0 +1,235 @@
+//! Training on a small real subset, checkpoints that restore a model exactly, and resuming an
+//! interrupted run bit for bit.
+
+use std::sync::atomic::AtomicBool;
+
+use burn::prelude::*;
+use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
+use pixelcnn::data::{DataSource, ImageSet};
+use pixelcnn::model::PixelCnnConfig;
+use pixelcnn::train::{Metrics, Outcome, train};
+
+/// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
+fn small_mnist(count: usize) -> ImageSet {
+    let (train, _) = DataSource::Embedded.training().unwrap();
+    let mut pixels = Vec::with_capacity(count * 196);
+    for index in 0..count {
+        let image = train.image(index);
+        for y in 0..14 {
+            for x in 0..14 {
+                pixels.push(image[2 * y * 28 + 2 * x]);
+            }
+        }
+    }
+    ImageSet {
+        height: 14,
+        width: 14,
+        pixels,
+        labels: None,
+    }
+}
+
+fn data() -> (ImageSet, ImageSet) {
+    small_mnist(600).split_tail(100)
+}
+
+fn config(steps: usize, interval: usize) -> RunConfig {
+    RunConfig {
+        model: PixelCnnConfig::new(4)
+            .with_layers(3)
+            .with_channels(8)
+            .with_head_channels(8),
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 1,
+        steps,
+        interval,
+        data_dir: None,
+        image_height: 14,
+        image_width: 14,
+    }
+}
+
+fn metrics(run: &RunDir) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.metrics_path())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Logits of the run's checkpointed model on a fixed batch.
+fn checkpoint_logits(run: &RunDir) -> Vec<f32> {
+    let device = Device::flex();
+    let checkpoint = run.load_checkpoint(&device).unwrap();
+    let (_, validation) = data();
+    let input = validation.batch(&[0, 1, 2, 3], 4, &device);
+    checkpoint
+        .model
+        .forward(input)
+        .into_data()
+        .try_into_vec()
+        .unwrap()
+}
+
+fn train_run(run: &RunDir, config: &RunConfig, resume: bool) -> Outcome {
+    run.create().unwrap();
+    train(
+        run,
+        config,
+        data(),
+        resume,
+        &Device::flex(),
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_short_training_run_lowers_the_loss_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let outcome = train_run(&run, &config(90, 30), false);
+    let Outcome::Finished {
+        step: 90,
+        last: Some(Metrics {
+            val_bits_per_dim, ..
+        }),
+    } = outcome
+    else {
+        panic!("unexpected outcome {outcome:?}");
+    };
+    let lines = metrics(&run);
+    assert_eq!(lines.len(), 3);
+    let first_train = lines[0]["train_bits_per_dim"].as_f64().unwrap();
+    let last_train = lines[2]["train_bits_per_dim"].as_f64().unwrap();
+    eprintln!("train {first_train} -> {last_train}, validation {val_bits_per_dim} bits/dim");
+    assert!(
+        last_train < 0.75 * first_train,
+        "{first_train} -> {last_train}"
+    );
+    assert!(
+        val_bits_per_dim < 1.0,
+        "validation {val_bits_per_dim} bits/dim"
+    );
+    assert!(run.samples_path(90).is_file());
+}
+
+#[test]
+fn a_checkpoint_restores_identical_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let device = Device::flex();
+    device.seed(3);
+    let config = config(1, 1).model;
+    let model = config.init(&device);
+    let (_, validation) = data();
+    let input = validation.batch(&[5, 6], 4, &device);
+    let before: Vec<f32> = model
+        .forward(input.clone())
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    run.save_checkpoint(7, &config, &model, &new_optimizer())
+        .unwrap();
+    let restored = run.load_checkpoint(&device).unwrap();
+    assert_eq!(restored.step, 7);
+    assert_eq!(restored.config, config);
+    let after: Vec<f32> = restored
+        .model
+        .forward(input)
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn resuming_continues_exactly_like_an_uninterrupted_run() {
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = RunDir::new(straight_dir.path());
+    train_run(&straight, &config(24, 12), false);
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let resumed = RunDir::new(resumed_dir.path());
+    train_run(&resumed, &config(12, 12), false);
+    let outcome = train_run(&resumed, &config(24, 12), true);
+    assert!(matches!(outcome, Outcome::Finished { step: 24, .. }));
+
+    assert_eq!(checkpoint_logits(&straight), checkpoint_logits(&resumed));
+    assert_eq!(metrics(&straight), metrics(&resumed));
+}
+
+#[test]
+fn an_interrupt_saves_a_checkpoint_at_the_current_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    run.create().unwrap();
+    let interrupted = AtomicBool::new(true);
+    let outcome = train(
+        &run,
+        &config(50, 25),
+        data(),
+        false,
+        &Device::flex(),
+        &interrupted,
+    )
+    .unwrap();
+    assert!(matches!(outcome, Outcome::Interrupted { step: 0 }));
+    assert_eq!(run.load_checkpoint(&Device::flex()).unwrap().step, 0);
+}
+
+#[test]
+fn resuming_with_another_model_shape_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    train_run(&run, &config(2, 2), false);
+    let mut other = config(4, 2);
+    other.model = other.model.with_channels(12);
+    run.create().unwrap();
+    let error = train(
+        &run,
+        &other,
+        data(),
+        true,
+        &Device::flex(),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("channels: 8") && error.contains("channels: 12"),
+        "{error}"
+    );
+}
+
+#[test]
+fn corrupt_checkpoints_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let device = Device::flex();
+    let config = config(1, 1).model;
+    run.save_checkpoint(1, &config, &config.init(&device), &new_optimizer())
+        .unwrap();
+    let good = std::fs::read(run.checkpoint_path()).unwrap();
+    let load_error = |bytes: &[u8]| {
+        std::fs::write(run.checkpoint_path(), bytes).unwrap();
+        match run.load_checkpoint(&device) {
+            Ok(_) => panic!("a corrupt checkpoint loaded"),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert!(load_error(&good[..good.len() - 10]).contains("truncated"));
+    assert!(load_error(b"garbage!garbage!").contains("not a pixelcnn checkpoint"));
+    let mut other_version = good.clone();
+    other_version[8] = 99;
+    assert!(load_error(&other_version).contains("format version 99"));
+    let mut bad_config = good.clone();
+    bad_config[28] = b'#';
+    assert!(load_error(&bad_config).contains("corrupt model config"));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(load_error(&trailing).contains("unexpected bytes"));
+    // The file that failed to load names itself.
+    assert!(load_error(&good[..4]).contains("checkpoint.bin"));
+}
