@@ -90,6 +90,14 @@ impl RunDir {
         self.root.join(format!("samples_step{step:07}.png"))
     }
 
+    pub fn progress_gif_path(&self) -> PathBuf {
+        self.root.join("progress.gif")
+    }
+
+    pub fn loss_plot_path(&self) -> PathBuf {
+        self.root.join("loss.png")
+    }
+
     pub fn create(&self) -> Result<(), CheckpointError> {
         fs::create_dir_all(&self.root).map_err(|source| CheckpointError::Io {
             path: self.root.clone(),

@@ -4,9 +4,10 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::data::ImageSet;
+use crate::data::{ImageSet, quantize};
 use crate::loss::{bits_per_dim, pixel_nll};
 use crate::model::PixelCnn;
+use crate::picture;
 
 /// Images per forward pass during evaluation.
 const EVAL_BATCH: usize = 100;
@@ -47,4 +48,34 @@ pub fn evaluate(
         nll_nats,
         bits_per_dim: bits_per_dim(nll_nats, dims),
     }
+}
+
+/// Test images beside heat maps of their per-pixel negative log-likelihood: where the model is
+/// surprised. One row per image; all maps share one colour scale.
+pub fn heatmap(
+    model: &PixelCnn,
+    set: &ImageSet,
+    indices: &[usize],
+    levels: usize,
+    device: &Device,
+) -> image::RgbImage {
+    let targets = set.batch(indices, levels, device);
+    let nll: Vec<f32> = pixel_nll(model.forward(targets.clone()), targets)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("NLL values are floats");
+    let pixels = set.height * set.width;
+    let max = nll.iter().copied().fold(0.0, f32::max);
+    let mut tiles = Vec::with_capacity(2 * indices.len());
+    for (&index, values) in indices.iter().zip(nll.chunks(pixels)) {
+        let image: Vec<u8> = set
+            .image(index)
+            .iter()
+            .map(|&v| quantize(v, levels))
+            .collect();
+        tiles.push(picture::levels_tile(&image, levels, set.height, set.width));
+        tiles.push(picture::heat_tile(values, max, set.height, set.width));
+    }
+    picture::grid(&tiles, 2, 4)
 }

@@ -9,13 +9,17 @@ use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use burn::prelude::Device;
+use pixelcnn::animation::write_progress_gif;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
-use pixelcnn::data::DataSource;
+use pixelcnn::data::{DataSource, ImageSet, quantize};
 use pixelcnn::device::DeviceChoice;
-use pixelcnn::evaluate::evaluate;
+use pixelcnn::evaluate::{evaluate, heatmap};
 use pixelcnn::model::{Architecture, PixelCnnConfig};
+use pixelcnn::picture;
+use pixelcnn::plot::{loss_plot, read_metrics};
+use pixelcnn::sample::{SamplingOptions, complete, sample};
 use pixelcnn::train::{Outcome, train};
-use pixelcnn::{picture, sample};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +42,12 @@ enum Command {
     Eval(EvalArgs),
     /// Draw images from a trained model, one pixel at a time, into a PNG grid.
     Sample(SampleArgs),
+    /// Keep the top rows of test images and let the model draw the rest.
+    Complete(CompleteArgs),
+    /// Rebuild RUN_DIR/progress.gif from the run's sample grids.
+    Gif(RunArgs),
+    /// Redraw RUN_DIR/loss.png from the run's metrics.
+    Plot(RunArgs),
 }
 
 #[derive(Args)]
@@ -104,6 +114,9 @@ struct EvalArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write a PNG of a few test images beside heat maps of their per-pixel NLL.
+    #[arg(long)]
+    heatmap: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -117,18 +130,56 @@ struct SampleArgs {
     /// Output PNG file.
     #[arg(long)]
     out: PathBuf,
+    /// Images per grid row [default: about √n].
+    #[arg(long)]
+    nrow: Option<usize>,
+    #[command(flatten)]
+    drawing: DrawingArgs,
+}
+
+/// How images are drawn and shown.
+#[derive(Args)]
+struct DrawingArgs {
     /// Seed of the random draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Softmax temperature; 0 always picks the most likely level.
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
-    /// Images per grid row [default: about √n].
-    #[arg(long)]
-    nrow: Option<usize>,
     /// Upscaling factor of each image (nearest neighbour).
     #[arg(long, default_value_t = 4)]
     scale: u32,
+}
+
+#[derive(Args)]
+struct CompleteArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Rows kept from the top of each image.
+    #[arg(long)]
+    rows: usize,
+    /// Number of test images.
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// Completions drawn per image.
+    #[arg(long, default_value_t = 4)]
+    samples: usize,
+    /// Output PNG: one row per image, [original | occluded | completions...].
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    drawing: DrawingArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -150,10 +201,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train_command(args, &device),
         Command::Eval(args) => eval_command(args, &device),
         Command::Sample(args) => sample_command(args, &device),
+        Command::Complete(args) => complete_command(args, &device),
+        Command::Gif(args) => {
+            let frames = write_progress_gif(&open_run(&args.run)?.0)?;
+            eprintln!(
+                "wrote {frames} frames to {}",
+                args.run.join("progress.gif").display()
+            );
+            Ok(())
+        }
+        Command::Plot(args) => {
+            let run = open_run(&args.run)?.0;
+            loss_plot(&read_metrics(&run)?, &run.loss_plot_path())?;
+            eprintln!("wrote {}", run.loss_plot_path().display());
+            Ok(())
+        }
     }
 }
 
-fn train_command(args: TrainArgs, device: &burn::prelude::Device) -> anyhow::Result<()> {
+fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
     let run = RunDir::new(&args.out);
     let stored = if args.resume {
         if !run.has_checkpoint() {
@@ -206,7 +272,7 @@ fn run_config(
     args: &TrainArgs,
     stored: Option<&RunConfig>,
     data_dir: Option<PathBuf>,
-    train_set: &pixelcnn::data::ImageSet,
+    train_set: &ImageSet,
 ) -> anyhow::Result<RunConfig> {
     let m = &args.model;
     let levels = if m.binarize { Some(2) } else { m.levels };
@@ -296,11 +362,36 @@ fn run_config(
     })
 }
 
-fn eval_command(args: EvalArgs, device: &burn::prelude::Device) -> anyhow::Result<()> {
+fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     let checkpoint = run.load_checkpoint(device)?;
-    let data_dir = args.data_dir.or(config.data_dir);
-    let test = DataSource::from_option(data_dir)
+    let test = test_images(args.data_dir, &config)?;
+    let levels = checkpoint.config.levels;
+    let result = evaluate(&checkpoint.model, &test, levels, usize::MAX, device);
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} test images: {:.2} nats per image, {:.4} bits/dim",
+            result.images, result.nll_nats, result.bits_per_dim
+        );
+    }
+    if let Some(path) = args.heatmap {
+        let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();
+        let picture = heatmap(&checkpoint.model, &test, &indices, levels, device);
+        picture::save_png(&picture, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Test images shown in `eval --heatmap`.
+const HEATMAP_IMAGES: usize = 8;
+
+/// The test images of a run: `data_dir`, else the run's own data; checked against the size the
+/// model was trained on.
+fn test_images(data_dir: Option<PathBuf>, config: &RunConfig) -> anyhow::Result<ImageSet> {
+    let test = DataSource::from_option(data_dir.or(config.data_dir.clone()))
         .test()
         .context("cannot load the test data")?;
     if (test.height, test.width) != (config.image_height, config.image_width) {
@@ -312,57 +403,99 @@ fn eval_command(args: EvalArgs, device: &burn::prelude::Device) -> anyhow::Resul
             config.image_width
         );
     }
-    let result = evaluate(
-        &checkpoint.model,
-        &test,
-        checkpoint.config.levels,
-        usize::MAX,
-        device,
-    );
-    if args.json {
-        println!("{}", serde_json::to_string(&result)?);
-    } else {
-        println!(
-            "{} test images: {:.2} nats per image, {:.4} bits/dim",
-            result.images, result.nll_nats, result.bits_per_dim
-        );
-    }
-    Ok(())
+    Ok(test)
 }
 
-fn sample_command(args: SampleArgs, device: &burn::prelude::Device) -> anyhow::Result<()> {
-    if args.n == 0 || args.scale == 0 {
-        bail!("--n and --scale must be at least 1");
+fn sampling_options(config: &RunConfig, drawing: &DrawingArgs) -> anyhow::Result<SamplingOptions> {
+    if drawing.scale == 0 {
+        bail!("--scale must be at least 1");
     }
-    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
-        bail!("--temperature must be 0 or more, got {}", args.temperature);
+    if !(drawing.temperature >= 0.0 && drawing.temperature.is_finite()) {
+        bail!(
+            "--temperature must be 0 or more, got {}",
+            drawing.temperature
+        );
+    }
+    Ok(SamplingOptions {
+        levels: config.model.levels,
+        height: config.image_height,
+        width: config.image_width,
+        temperature: drawing.temperature,
+    })
+}
+
+fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
     }
     let (run, config) = open_run(&args.run)?;
+    let options = sampling_options(&config, &args.drawing)?;
     let checkpoint = run.load_checkpoint(device)?;
-    let levels = checkpoint.config.levels;
-    let images = sample::sample(
-        &checkpoint.model,
-        levels,
-        args.n,
-        config.image_height,
-        config.image_width,
-        args.temperature,
-        &mut StdRng::seed_from_u64(args.seed),
-        device,
-    );
+    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let images = sample(&checkpoint.model, args.n, options, &mut rng, device);
+    let tiles: Vec<_> = images
+        .iter()
+        .map(|image| picture::levels_tile(image, options.levels, options.height, options.width))
+        .collect();
     let columns = args
         .nrow
         .unwrap_or_else(|| (args.n as f64).sqrt().ceil() as usize);
-    let grid = picture::grid(
-        &images,
-        levels,
-        config.image_height,
-        config.image_width,
-        columns,
-        args.scale,
-    );
-    picture::save_png(&grid, &args.out)?;
+    picture::save_png(
+        &picture::grid(&tiles, columns, args.drawing.scale),
+        &args.out,
+    )?;
     eprintln!("wrote {} samples to {}", args.n, args.out.display());
+    Ok(())
+}
+
+fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
+    let (run, config) = open_run(&args.run)?;
+    let options = sampling_options(&config, &args.drawing)?;
+    if args.rows >= options.height {
+        bail!(
+            "--rows must be less than the image height {}, got {}",
+            options.height,
+            args.rows
+        );
+    }
+    if args.n == 0 || args.samples == 0 {
+        bail!("--n and --samples must be at least 1");
+    }
+    let test = test_images(args.data_dir, &config)?;
+    let count = args.n.min(test.len());
+    let checkpoint = run.load_checkpoint(device)?;
+    let originals: Vec<Vec<u8>> = (0..count)
+        .map(|i| {
+            test.image(i)
+                .iter()
+                .map(|&v| quantize(v, options.levels))
+                .collect()
+        })
+        .collect();
+    // Every completion of every image in one batch: image i's completions are rows i·S..(i+1)·S.
+    let starts: Vec<Vec<u8>> = originals
+        .iter()
+        .flat_map(|image| std::iter::repeat_n(image.clone(), args.samples))
+        .collect();
+    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let known = args.rows * options.width;
+    let completions = complete(&checkpoint.model, starts, known, options, &mut rng, device);
+    let (levels, height, width) = (options.levels, options.height, options.width);
+    let mut tiles = Vec::new();
+    for (original, drawn) in originals.iter().zip(completions.chunks(args.samples)) {
+        tiles.push(picture::levels_tile(original, levels, height, width));
+        tiles.push(picture::occluded_tile(
+            original, levels, height, width, args.rows,
+        ));
+        tiles.extend(
+            drawn
+                .iter()
+                .map(|image| picture::levels_tile(image, levels, height, width)),
+        );
+    }
+    let grid = picture::grid(&tiles, args.samples + 2, args.drawing.scale);
+    picture::save_png(&grid, &args.out)?;
+    eprintln!("wrote {count} completions to {}", args.out.display());
     Ok(())
 }
 

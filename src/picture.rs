@@ -1,49 +1,118 @@
-//! Image grids: many small images tiled into one PNG, the usual way to look at a generative
-//! model's samples.
+//! Pictures of images: tiles (gray images, occluded images, heat maps), grids of tiles, and text
+//! labels, written as PNG files.
 
 use std::path::Path;
+use std::sync::Once;
 
-use image::{GrayImage, Luma};
+use image::{Rgb, RgbImage};
+use plotters::prelude::*;
 
-use crate::checkpoint::CheckpointError;
+use crate::checkpoint::{CheckpointError, write_atomically};
 use crate::data::dequantize;
 
 /// Gap in pixels between tiles.
 const GAP: u32 = 2;
+const BACKGROUND: Rgb<u8> = Rgb([128, 128, 128]);
+/// Colour of the hidden part of an occluded image.
+const HIDDEN: Rgb<u8> = Rgb([40, 60, 140]);
+/// The font of every label and plot, registered with plotters under this name.
+pub const FONT: &str = "sans-serif";
 
-/// Tiles images of `levels` (`height · width` each) into a grid of `columns` columns, upscaled
-/// by `scale` (nearest neighbour), on a mid-gray background.
-pub fn grid(
-    images: &[Vec<u8>],
+/// Registers the font shipped in the binary (DejaVu Sans) with plotters.
+pub fn register_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans.ttf"),
+        )
+        .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType font"));
+    });
+}
+
+/// A grayscale image of `levels` shown as intensities.
+pub fn levels_tile(image: &[u8], levels: usize, height: usize, width: usize) -> RgbImage {
+    RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        let v = dequantize(image[y as usize * width + x as usize], levels);
+        Rgb([v, v, v])
+    })
+}
+
+/// Like [`levels_tile`], with every row from `visible_rows` on painted over.
+pub fn occluded_tile(
+    image: &[u8],
     levels: usize,
     height: usize,
     width: usize,
-    columns: usize,
-    scale: u32,
-) -> GrayImage {
-    let columns = columns.clamp(1, images.len().max(1)) as u32;
-    let rows = images.len().div_ceil(columns as usize).max(1) as u32;
-    let (tile_h, tile_w) = (height as u32 * scale, width as u32 * scale);
-    let mut canvas = GrayImage::from_pixel(
+    visible_rows: usize,
+) -> RgbImage {
+    let mut tile = levels_tile(image, levels, height, width);
+    for (_, y, pixel) in tile.enumerate_pixels_mut() {
+        if y as usize >= visible_rows {
+            *pixel = HIDDEN;
+        }
+    }
+    tile
+}
+
+/// A heat map of `values` (row-major, `height × width`) scaled so that `max` is the hottest:
+/// black, red, yellow, white.
+pub fn heat_tile(values: &[f32], max: f32, height: usize, width: usize) -> RgbImage {
+    RgbImage::from_fn(width as u32, height as u32, |x, y| {
+        let t =
+            (values[y as usize * width + x as usize] / max.max(f32::MIN_POSITIVE)).clamp(0.0, 1.0);
+        let channel = |from: f32| ((t * 3.0 - from).clamp(0.0, 1.0) * 255.0) as u8;
+        Rgb([channel(0.0), channel(1.0), channel(2.0)])
+    })
+}
+
+/// Tiles of equal size in rows of `columns`, each upscaled by `scale` (nearest neighbour).
+pub fn grid(tiles: &[RgbImage], columns: usize, scale: u32) -> RgbImage {
+    let (tile_w, tile_h) = tiles
+        .first()
+        .map_or((1, 1), |t| (t.width() * scale, t.height() * scale));
+    let columns = columns.clamp(1, tiles.len().max(1)) as u32;
+    let rows = tiles.len().div_ceil(columns as usize).max(1) as u32;
+    let mut canvas = RgbImage::from_pixel(
         columns * (tile_w + GAP) + GAP,
         rows * (tile_h + GAP) + GAP,
-        Luma([128]),
+        BACKGROUND,
     );
-    for (index, image) in images.iter().enumerate() {
+    for (index, tile) in tiles.iter().enumerate() {
         let (row, column) = (index as u32 / columns, index as u32 % columns);
         let (top, left) = (GAP + row * (tile_h + GAP), GAP + column * (tile_w + GAP));
-        for y in 0..tile_h {
-            for x in 0..tile_w {
-                let level = image[(y / scale) as usize * width + (x / scale) as usize];
-                canvas.put_pixel(left + x, top + y, Luma([dequantize(level, levels)]));
+        for (x, y, pixel) in tile.enumerate_pixels() {
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    canvas.put_pixel(left + x * scale + dx, top + y * scale + dy, *pixel);
+                }
             }
         }
     }
     canvas
 }
 
+/// `picture` with a strip above it holding `text`.
+pub fn labelled(picture: &RgbImage, text: &str) -> RgbImage {
+    register_font();
+    const STRIP: u32 = 20;
+    let (width, height) = (picture.width(), picture.height() + STRIP);
+    let mut buffer = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK);
+        root.draw_text(text, &style, (4, 2))
+            .expect("drawing into a buffer cannot fail");
+        root.present().expect("drawing into a buffer cannot fail");
+    }
+    let mut canvas = RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
+    image::imageops::replace(&mut canvas, picture, 0, i64::from(STRIP));
+    canvas
+}
+
 /// Saves `picture` as a PNG, atomically.
-pub fn save_png(picture: &GrayImage, path: &Path) -> Result<(), CheckpointError> {
+pub fn save_png(picture: &RgbImage, path: &Path) -> Result<(), CheckpointError> {
     let mut bytes = Vec::new();
     picture
         .write_to(
@@ -51,5 +120,5 @@ pub fn save_png(picture: &GrayImage, path: &Path) -> Result<(), CheckpointError>
             image::ImageFormat::Png,
         )
         .expect("encoding a PNG in memory cannot fail");
-    crate::checkpoint::write_atomically(path, &bytes)
+    write_atomically(path, &bytes)
 }

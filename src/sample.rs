@@ -8,36 +8,60 @@ use rand::Rng;
 
 use crate::model::PixelCnn;
 
-/// Draws `count` images of `height × width` from `model`, returning each as levels `0..K`.
+/// How to draw each pixel.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplingOptions {
+    /// Intensity levels K of the model.
+    pub levels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Divides the logits before the softmax; 0 always picks the most likely level.
+    pub temperature: f32,
+}
+
+/// Draws `count` images from `model`, returning each as levels `0..K`, row-major.
 ///
-/// `temperature` divides the logits before the softmax; 0 picks the most likely level. The
-/// random numbers come from `rng`, one uniform number per sub-pixel, in raster order and image
-/// after image within a pixel.
-#[allow(clippy::too_many_arguments)]
+/// The random numbers come from `rng`: one uniform number per sub-pixel, in raster order and
+/// image after image within a pixel.
 pub fn sample(
     model: &PixelCnn,
-    levels: usize,
     count: usize,
-    height: usize,
-    width: usize,
-    temperature: f32,
+    options: SamplingOptions,
     rng: &mut impl Rng,
     device: &Device,
 ) -> Vec<Vec<u8>> {
-    let mut images = vec![vec![0u8; height * width]; count];
-    for row in 0..height {
-        for column in 0..width {
-            // Rows below the current one cannot influence it (the model is causal), so the
-            // forward pass only covers rows 0..=row.
-            let input = levels_tensor(&images, row + 1, width, device);
-            let logits = model
-                .forward(input)
-                .slice([0..count, 0..levels, row..row + 1, column..column + 1])
-                .reshape([count, levels]);
-            let probabilities = pixel_probabilities(logits, temperature);
-            for (image, probs) in images.iter_mut().zip(probabilities.chunks(levels)) {
-                image[row * width + column] = draw(probs, rng.random::<f32>());
-            }
+    let blank = vec![vec![0u8; options.height * options.width]; count];
+    complete(model, blank, 0, options, rng, device)
+}
+
+/// Keeps the first `known_pixels` pixels (raster order) of each image and draws the rest.
+pub fn complete(
+    model: &PixelCnn,
+    mut images: Vec<Vec<u8>>,
+    known_pixels: usize,
+    options: SamplingOptions,
+    rng: &mut impl Rng,
+    device: &Device,
+) -> Vec<Vec<u8>> {
+    let SamplingOptions {
+        levels,
+        height,
+        width,
+        temperature,
+    } = options;
+    let count = images.len();
+    for pixel in known_pixels..height * width {
+        let (row, column) = (pixel / width, pixel % width);
+        // Rows below the current one cannot influence it (the model is causal), so the
+        // forward pass only covers rows 0..=row.
+        let input = levels_tensor(&images, row + 1, width, device);
+        let logits = model
+            .forward(input)
+            .slice([0..count, 0..levels, row..row + 1, column..column + 1])
+            .reshape([count, levels]);
+        let probabilities = pixel_probabilities(logits, temperature);
+        for (image, probs) in images.iter_mut().zip(probabilities.chunks(levels)) {
+            image[pixel] = draw(probs, rng.random::<f32>());
         }
     }
     images

@@ -14,15 +14,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::animation::write_progress_gif;
 use crate::checkpoint::{RunConfig, RunDir, new_optimizer};
 use crate::data::ImageSet;
 use crate::evaluate::{Likelihood, evaluate};
 use crate::loss::{mean_nll, nats_to_bits};
 use crate::model::PixelCnn;
 use crate::picture;
-use crate::sample::sample;
+use crate::plot::{loss_plot, read_metrics};
+use crate::sample::{SamplingOptions, sample};
 
 /// Validation images scored at each interval.
 const VALIDATION_LIMIT: usize = 1_000;
@@ -32,7 +34,7 @@ const GRID_IMAGES: usize = 16;
 const GRID_SEED: u64 = 0x5eed;
 
 /// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub step: usize,
     /// Mean training loss since the previous line, in nats per dimension.
@@ -194,19 +196,28 @@ fn finish_interval(
         val_bits_per_dim: bits_per_dim,
     };
     append_metrics(run, &metrics)?;
+    let options = SamplingOptions {
+        levels,
+        height: validation.height,
+        width: validation.width,
+        temperature: 1.0,
+    };
     let images = sample(
         &inference,
-        levels,
         GRID_IMAGES,
-        validation.height,
-        validation.width,
-        1.0,
+        options,
         &mut StdRng::seed_from_u64(GRID_SEED),
         device,
     );
-    let grid = picture::grid(&images, levels, validation.height, validation.width, 4, 4);
+    let tiles: Vec<_> = images
+        .iter()
+        .map(|image| picture::levels_tile(image, levels, options.height, options.width))
+        .collect();
+    let grid = picture::grid(&tiles, 4, 4);
     picture::save_png(&grid, &run.samples_path(step))?;
     picture::save_png(&grid, &run.root().join("samples.png"))?;
+    write_progress_gif(run)?;
+    loss_plot(&read_metrics(run)?, &run.loss_plot_path())?;
     Ok(metrics)
 }
 

@@ -115,6 +115,7 @@ fn train_eval_sample_end_to_end() {
             .count(),
         2
     );
+    assert_pictures(&run);
 
     let run_arg = run.to_str().unwrap();
     let output = pixelcnn(&["eval", "--run", run_arg, "--json"]);
@@ -153,6 +154,105 @@ fn train_eval_sample_end_to_end() {
         first,
         grid("b.png", "5"),
         "the same seed gives the same picture"
+    );
+}
+
+/// The pictures of a run with two intervals: grids, a two-frame GIF and the loss plot.
+fn assert_pictures(run: &Path) {
+    use image::AnimationDecoder;
+    // 16 samples in 4 columns of 8×8 tiles scaled 4×, with 2-pixel gaps: 4·34 + 2.
+    for grid in [
+        "samples.png",
+        "samples_step0000002.png",
+        "samples_step0000004.png",
+    ] {
+        let picture = image::open(run.join(grid)).unwrap();
+        assert_eq!((picture.width(), picture.height()), (138, 138), "{grid}");
+    }
+    let gif = std::fs::File::open(run.join("progress.gif")).unwrap();
+    let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    assert_eq!(frames.len(), 2);
+    // Each frame is a grid with a 20-pixel label strip above it.
+    assert_eq!(frames[0].buffer().dimensions(), (138, 158));
+    let plot = image::open(run.join("loss.png")).unwrap();
+    assert_eq!((plot.width(), plot.height()), (800, 500));
+
+    // `gif` and `plot` rebuild them.
+    std::fs::remove_file(run.join("progress.gif")).unwrap();
+    std::fs::remove_file(run.join("loss.png")).unwrap();
+    for command in ["gif", "plot"] {
+        let output = pixelcnn(&[command, "--run", run.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(run.join("progress.gif").is_file() && run.join("loss.png").is_file());
+}
+
+#[test]
+fn complete_and_heatmap_write_grids_of_the_expected_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    let run_arg = run.to_str().unwrap();
+    let completion = dir.path().join("complete.png");
+    let output = pixelcnn(&[
+        "complete",
+        "--run",
+        run_arg,
+        "--rows",
+        "3",
+        "--n",
+        "2",
+        "--samples",
+        "3",
+        "--out",
+        completion.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // 2 rows of [original | occluded | 3 completions], 8×8 tiles scaled 4×.
+    let picture = image::open(&completion).unwrap();
+    assert_eq!(
+        (picture.width(), picture.height()),
+        (5 * 34 + 2, 2 * 34 + 2)
+    );
+
+    let heatmap = dir.path().join("heat.png");
+    let output = pixelcnn(&[
+        "eval",
+        "--run",
+        run_arg,
+        "--heatmap",
+        heatmap.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // 8 of the 10 test images, each beside its heat map.
+    let picture = image::open(&heatmap).unwrap();
+    assert_eq!(
+        (picture.width(), picture.height()),
+        (2 * 34 + 2, 8 * 34 + 2)
+    );
+
+    assert_fails_with(
+        &[
+            "complete", "--run", run_arg, "--rows", "8", "--out", "x.png",
+        ],
+        "--rows must be less than the image height 8",
+    );
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            run_arg,
+            "--out",
+            "x.png",
+            "--temperature=-1",
+        ],
+        "--temperature must be 0 or more",
     );
 }
 

@@ -1,0 +1,78 @@
+//! The training-progress animation: the sample grid of every interval (drawn with the same
+//! seed, so the pictures differ only by what the model learned) as the frames of a GIF, each
+//! labelled with its step.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use image::codecs::gif::{GifEncoder, Repeat};
+use image::{Delay, Frame};
+
+use crate::checkpoint::RunDir;
+use crate::picture::labelled;
+
+/// Time each frame is shown.
+const FRAME_MILLISECONDS: u32 = 700;
+
+/// The run's sample grids `(step, path)`, in step order.
+pub fn sample_grids(run: &RunDir) -> anyhow::Result<Vec<(usize, PathBuf)>> {
+    let dir = run.root();
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut grids: Vec<(usize, PathBuf)> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?;
+            let step = name
+                .strip_prefix("samples_step")?
+                .strip_suffix(".png")?
+                .parse()
+                .ok()?;
+            Some((step, path))
+        })
+        .collect();
+    grids.sort();
+    Ok(grids)
+}
+
+/// Writes `progress.gif` from the run's sample grids; returns the number of frames.
+pub fn write_progress_gif(run: &RunDir) -> anyhow::Result<usize> {
+    let grids = sample_grids(run)?;
+    if grids.is_empty() {
+        anyhow::bail!(
+            "{} holds no sample grids (samples_step*.png) yet",
+            run.root().display()
+        );
+    }
+    let mut frames = Vec::with_capacity(grids.len());
+    for (step, path) in &grids {
+        let grid = image::open(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .to_rgb8();
+        let frame =
+            image::DynamicImage::ImageRgb8(labelled(&grid, &format!("step {step}"))).to_rgba8();
+        frames.push(Frame::from_parts(
+            frame,
+            0,
+            0,
+            Delay::from_numer_denom_ms(FRAME_MILLISECONDS, 1),
+        ));
+    }
+    let path = run.progress_gif_path();
+    write_gif(&path, frames).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(grids.len())
+}
+
+fn write_gif(path: &Path, frames: Vec<Frame>) -> anyhow::Result<()> {
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(".tmp");
+    let temp = path.with_file_name(temp_name);
+    {
+        let mut encoder = GifEncoder::new_with_speed(File::create(&temp)?, 10);
+        encoder.set_repeat(Repeat::Infinite)?;
+        encoder.encode_frames(frames)?;
+    }
+    std::fs::rename(&temp, path)?;
+    Ok(())
+}
