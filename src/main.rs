@@ -18,7 +18,7 @@ use pixelcnn::evaluate::{evaluate, heatmap};
 use pixelcnn::model::{Architecture, PixelCnnConfig};
 use pixelcnn::picture;
 use pixelcnn::plot::{loss_plot, read_metrics};
-use pixelcnn::sample::{SamplingOptions, complete, sample};
+use pixelcnn::sample::{Sampler, SamplingOptions, complete, sample};
 use pixelcnn::train::{Outcome, train};
 
 #[derive(Parser)]
@@ -149,6 +149,9 @@ struct DrawingArgs {
     /// Upscaling factor of each image (nearest neighbour).
     #[arg(long, default_value_t = 4)]
     scale: u32,
+    /// cached: incremental, fast (gated models); naive: one full forward pass per pixel.
+    #[arg(long, value_enum, default_value_t = Sampler::Cached)]
+    sampler: Sampler,
 }
 
 #[derive(Args)]
@@ -421,6 +424,7 @@ fn sampling_options(config: &RunConfig, drawing: &DrawingArgs) -> anyhow::Result
         height: config.image_height,
         width: config.image_width,
         temperature: drawing.temperature,
+        sampler: drawing.sampler,
     })
 }
 

@@ -24,7 +24,7 @@ use crate::loss::{mean_nll, nats_to_bits};
 use crate::model::PixelCnn;
 use crate::picture;
 use crate::plot::{loss_plot, read_metrics};
-use crate::sample::{SamplingOptions, sample};
+use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// Validation images scored at each interval.
 const VALIDATION_LIMIT: usize = 1_000;
@@ -108,8 +108,8 @@ pub fn train(
         }
         (checkpoint.step, checkpoint.model, checkpoint.optimizer)
     } else {
-        training_device.seed(config.seed);
-        (0, config.model.init(&training_device), new_optimizer())
+        let model = config.model.init_seeded(&training_device, config.seed);
+        (0, model, new_optimizer())
     };
     eprintln!(
         "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{}",
@@ -201,6 +201,7 @@ fn finish_interval(
         height: validation.height,
         width: validation.width,
         temperature: 1.0,
+        sampler: Sampler::Cached,
     };
     let images = sample(
         &inference,

@@ -44,14 +44,12 @@ fn perturbation_effects(model: &PixelCnn, height: usize, width: usize) -> Vec<Ve
 }
 
 fn model(arch: Architecture, layers: usize) -> PixelCnn {
-    let device = Device::flex();
-    device.seed(7);
     PixelCnnConfig::new(LEVELS)
         .with_arch(arch)
         .with_layers(layers)
         .with_channels(16)
         .with_head_channels(16)
-        .init(&device)
+        .init_seeded(&Device::flex(), 7)
 }
 
 fn assert_causal(arch: Architecture) {

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use pixelcnn::model::{PixelCnn, PixelCnnConfig};
-use pixelcnn::sample::{SamplingOptions, complete, draw, sample};
+use pixelcnn::sample::{Sampler, SamplingOptions, complete, draw, sample};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -12,45 +12,61 @@ const OPTIONS: SamplingOptions = SamplingOptions {
     height: 6,
     width: 5,
     temperature: 1.0,
+    sampler: Sampler::Naive,
 };
 
+/// A small random model. (Weights are drawn lazily from burn's process-wide generator, so
+/// tests running in parallel get different ones: each test builds its model once.)
 fn model() -> PixelCnn {
-    let device = Device::flex();
-    device.seed(11);
     PixelCnnConfig::new(OPTIONS.levels)
         .with_layers(3)
         .with_channels(8)
-        .init(&device)
+        .init(&Device::flex())
 }
 
-fn draw_images(temperature: f32, seed: u64) -> Vec<Vec<u8>> {
+const SAMPLERS: [Sampler; 2] = [Sampler::Naive, Sampler::Cached];
+
+fn draw_images(model: &PixelCnn, sampler: Sampler, temperature: f32, seed: u64) -> Vec<Vec<u8>> {
     let options = SamplingOptions {
         temperature,
+        sampler,
         ..OPTIONS
     };
     let mut rng = StdRng::seed_from_u64(seed);
-    sample(&model(), 3, options, &mut rng, &Device::flex())
+    sample(model, 3, options, &mut rng, &Device::flex())
 }
 
 #[test]
 fn the_same_seed_draws_the_same_images() {
-    let first = draw_images(1.0, 42);
-    assert_eq!(first, draw_images(1.0, 42));
-    assert_ne!(first, draw_images(1.0, 43));
-    assert!(first.iter().flatten().all(|&level| level < 4));
-    assert_eq!(first[0].len(), 30);
+    let model = model();
+    for sampler in SAMPLERS {
+        let first = draw_images(&model, sampler, 1.0, 42);
+        assert_eq!(first, draw_images(&model, sampler, 1.0, 42));
+        assert_ne!(first, draw_images(&model, sampler, 1.0, 43));
+        assert!(first.iter().flatten().all(|&level| level < 4));
+        assert_eq!(first[0].len(), 30);
+    }
 }
 
 #[test]
 fn temperature_zero_is_greedy_whatever_the_seed() {
-    let greedy = draw_images(0.0, 1);
-    assert_eq!(greedy, draw_images(0.0, 2));
-    // The batch images are drawn alike, so greedy ones are identical.
-    assert_eq!(greedy[0], greedy[2]);
+    let model = model();
+    for sampler in SAMPLERS {
+        let greedy = draw_images(&model, sampler, 0.0, 1);
+        assert_eq!(greedy, draw_images(&model, sampler, 0.0, 2));
+        // The batch images are drawn alike, so greedy ones are identical.
+        assert_eq!(greedy[0], greedy[2]);
+    }
 }
 
 #[test]
 fn completion_keeps_the_given_rows_bit_exact() {
+    for sampler in SAMPLERS {
+        keeps_given_rows(SamplingOptions { sampler, ..OPTIONS });
+    }
+}
+
+fn keeps_given_rows(options: SamplingOptions) {
     let kept_rows = 2;
     let known = kept_rows * OPTIONS.width;
     let originals: Vec<Vec<u8>> = (0..4)
@@ -61,7 +77,7 @@ fn completion_keeps_the_given_rows_bit_exact() {
         &model(),
         originals.clone(),
         known,
-        OPTIONS,
+        options,
         &mut rng,
         &Device::flex(),
     );

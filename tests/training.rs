@@ -120,9 +120,8 @@ fn a_checkpoint_restores_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     let device = Device::flex();
-    device.seed(3);
     let config = config(1, 1).model;
-    let model = config.init(&device);
+    let model = config.init_seeded(&device, 3);
     let (_, validation) = data();
     let input = validation.batch(&[5, 6], 4, &device);
     let before: Vec<f32> = model

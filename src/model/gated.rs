@@ -23,9 +23,9 @@ use super::{PixelCnnConfig, conv1x1, input_to_float};
 /// [`OutputHead`] that predicts K logits per pixel.
 #[derive(Module, Debug)]
 pub struct GatedPixelCnn {
-    layers: Vec<GatedLayer>,
-    head: OutputHead,
-    levels: usize,
+    pub(crate) layers: Vec<GatedLayer>,
+    pub(crate) head: OutputHead,
+    pub(crate) levels: usize,
 }
 
 impl GatedPixelCnn {
@@ -121,14 +121,14 @@ impl GatedLayerConfig {
 /// gated activation, a skip output and, after the first layer, a residual connection.
 #[derive(Module, Debug)]
 pub struct GatedLayer {
-    vertical_row: Conv2d,
-    vertical_column: Conv2d,
-    vertical_to_horizontal: Conv2d,
-    vertical_input: Conv2d,
-    horizontal: Conv2d,
-    skip: Conv2d,
-    horizontal_output: Conv2d,
-    first: bool,
+    pub(crate) vertical_row: Conv2d,
+    pub(crate) vertical_column: Conv2d,
+    pub(crate) vertical_to_horizontal: Conv2d,
+    pub(crate) vertical_input: Conv2d,
+    pub(crate) horizontal: Conv2d,
+    pub(crate) skip: Conv2d,
+    pub(crate) horizontal_output: Conv2d,
+    pub(crate) first: bool,
 }
 
 impl GatedLayer {

@@ -10,8 +10,8 @@ use super::{PixelCnnConfig, conv1x1};
 /// Maps features `[B, C, H, W]` to logits `[B, K, H, W]`.
 #[derive(Module, Debug)]
 pub struct OutputHead {
-    hidden: Conv2d,
-    logits: Conv2d,
+    pub(crate) hidden: Conv2d,
+    pub(crate) logits: Conv2d,
 }
 
 impl OutputHead {

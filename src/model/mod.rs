@@ -6,6 +6,9 @@ pub mod gated;
 mod head;
 pub mod masked;
 
+use std::sync::Mutex;
+
+use burn::module::{ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -90,12 +93,25 @@ impl PixelCnnConfig {
         Ok(())
     }
 
-    /// Builds the model with freshly initialised weights on `device`.
+    /// Builds the model with freshly initialised weights on `device`, drawn from burn's
+    /// process-wide generator in whatever state it is.
     pub fn init(&self, device: &Device) -> PixelCnn {
         match self.arch {
             Architecture::Gated => PixelCnn::Gated(GatedPixelCnn::new(self, device)),
             Architecture::Pixelcnn => PixelCnn::Masked(MaskedPixelCnn::new(self, device)),
         }
+    }
+
+    /// Builds the model with initial weights determined by `seed` alone. burn draws weights
+    /// lazily from one process-wide generator, so this seeds it and draws every weight at once
+    /// while holding a lock that keeps other seeded initialisations out.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> PixelCnn {
+        static SEEDED_INIT: Mutex<()> = Mutex::new(());
+        let _exclusive = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        let model = self.init(device);
+        model.visit(&mut DrawWeights);
+        model
     }
 }
 
@@ -106,6 +122,15 @@ impl PixelCnn {
             PixelCnn::Gated(model) => model.forward(levels),
             PixelCnn::Masked(model) => model.forward(levels),
         }
+    }
+}
+
+/// Reads every parameter, which makes burn draw the lazily initialised ones.
+struct DrawWeights;
+
+impl ModuleVisitor for DrawWeights {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        param.val();
     }
 }
 

@@ -1,0 +1,342 @@
+//! Cached incremental sampling for the Gated PixelCNN, after Ramachandran et al. 2017, *Fast
+//! Generation for Convolutional Autoregressive Models* (arXiv 1704.06001).
+//!
+//! The naive sampler runs the whole network once per pixel. Here each layer keeps what later
+//! pixels need — the last rows of its vertical stack and the current row of its horizontal
+//! stack — and each new pixel costs only the work it changes: the vertical stacks advance once
+//! per row, the horizontal stacks once per pixel. The arithmetic runs directly over the model's
+//! weights on the CPU, in the same order of layers and operations as the tensor forward pass.
+
+use std::collections::VecDeque;
+
+use burn::nn::conv::Conv2d;
+
+use crate::model::GatedPixelCnn;
+use crate::model::gated::GatedLayer;
+
+/// A convolution tap or 1×1 convolution as a dense matrix: `output = weight · input`.
+#[derive(Debug, Clone)]
+struct Dense {
+    /// Row-major `[outputs][inputs]`.
+    weight: Vec<f32>,
+    inputs: usize,
+}
+
+impl Dense {
+    /// `output += weight · input`.
+    fn accumulate(&self, input: &[f32], output: &mut [f32]) {
+        for (row, out) in self.weight.chunks_exact(self.inputs).zip(output.iter_mut()) {
+            *out += dot(row, input);
+        }
+    }
+}
+
+/// A convolution as one [`Dense`] matrix per kernel position, plus its bias.
+#[derive(Debug, Clone)]
+struct Taps {
+    taps: Vec<Dense>,
+    bias: Vec<f32>,
+}
+
+impl Taps {
+    /// Splits a burn convolution `[out, in, kh, kw]` into its kernel positions, in raster order.
+    fn from_conv(conv: &Conv2d) -> Self {
+        let [outputs, inputs, kh, kw] = conv.weight.dims();
+        let weight: Vec<f32> = to_vec(conv.weight.val());
+        let taps = (0..kh * kw)
+            .map(|tap| Dense {
+                weight: (0..outputs * inputs)
+                    .map(|oi| weight[oi * kh * kw + tap])
+                    .collect(),
+                inputs,
+            })
+            .collect();
+        let bias = conv
+            .bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; outputs], |b| to_vec(b.val()));
+        Self { taps, bias }
+    }
+
+    fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// A 1×1 convolution applied at one position.
+    fn apply(&self, input: &[f32], output: &mut [f32]) {
+        output.copy_from_slice(&self.bias);
+        self.taps[0].accumulate(input, output);
+    }
+}
+
+fn to_vec<const D: usize>(tensor: burn::Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("weights are floats")
+}
+
+/// Dot product with independent partial sums, so that the compiler can vectorise it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}
+
+/// `tanh(a) ⊙ σ(b)` for `pre = [a, b]`.
+fn gate(pre: &[f32], out: &mut [f32]) {
+    let half = out.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = pre[i].tanh() / (1.0 + (-pre[half + i]).exp());
+    }
+}
+
+/// One gated layer's weights and its caches for a batch of images being generated.
+struct LayerCache {
+    in_channels: usize,
+    channels: usize,
+    half_kernel: usize,
+    first: bool,
+    vertical_row: Taps,
+    vertical_column: Taps,
+    vertical_to_horizontal: Taps,
+    vertical_input: Taps,
+    horizontal: Taps,
+    skip: Taps,
+    horizontal_output: Taps,
+    /// The vertical-row convolution of the last p+1 rows, oldest first, `[B][W][C]` each
+    /// (zero rows above the image: the column convolution's padding).
+    vertical_rows: VecDeque<Vec<f32>>,
+    /// The link into the horizontal stack for the current row, `[B][W][2C]`.
+    link: Vec<f32>,
+    /// The vertical stack's output for the row just finished, `[B][W][C]`.
+    vertical_out: Vec<f32>,
+    /// The horizontal stack's output for the current row so far, `[B][W][C]`.
+    horizontal_out: Vec<f32>,
+}
+
+impl LayerCache {
+    fn new(layer: &GatedLayer, batch: usize, width: usize) -> Self {
+        let vertical_row = Taps::from_conv(&layer.vertical_row);
+        let horizontal = Taps::from_conv(&layer.horizontal);
+        let channels = vertical_row.outputs();
+        let half_kernel = horizontal.taps.len() - 1;
+        let in_channels = horizontal.taps[0].inputs;
+        let vertical_column = Taps::from_conv(&layer.vertical_column);
+        let vertical_to_horizontal = Taps::from_conv(&layer.vertical_to_horizontal);
+        // Row 0's link sees only the padding above the image: the column convolution's bias.
+        let mut first_link = vec![0.0; 2 * channels];
+        vertical_to_horizontal.apply(&vertical_column.bias, &mut first_link);
+        Self {
+            in_channels,
+            channels,
+            half_kernel,
+            first: layer.first,
+            vertical_row,
+            vertical_column,
+            vertical_to_horizontal,
+            vertical_input: Taps::from_conv(&layer.vertical_input),
+            horizontal,
+            skip: Taps::from_conv(&layer.skip),
+            horizontal_output: Taps::from_conv(&layer.horizontal_output),
+            vertical_rows: (0..=half_kernel)
+                .map(|_| vec![0.0; batch * width * channels])
+                .collect(),
+            link: first_link.repeat(batch * width),
+            vertical_out: vec![0.0; batch * width * channels],
+            horizontal_out: vec![0.0; batch * width * channels],
+        }
+    }
+
+    /// The horizontal stack at column `x` of image `b`: adds this layer's skip output to `skips`
+    /// and stores its horizontal output. `input` is the layer's horizontal input row `[B][W][in]`.
+    fn pixel(
+        &mut self,
+        input: &[f32],
+        b: usize,
+        x: usize,
+        width: usize,
+        skips: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        let (c, c_in, p) = (self.channels, self.in_channels, self.half_kernel);
+        let offset = p + usize::from(self.first);
+        let pre = &mut scratch.pre[..2 * c];
+        pre.copy_from_slice(&self.horizontal.bias);
+        for (dx, tap) in self.horizontal.taps.iter().enumerate() {
+            // Input column x + dx - offset; columns left of the image are padding.
+            if let Some(column) = (x + dx).checked_sub(offset) {
+                let at = (b * width + column) * c_in;
+                tap.accumulate(&input[at..at + c_in], pre);
+            }
+        }
+        let link = &self.link[(b * width + x) * 2 * c..][..2 * c];
+        for (value, l) in pre.iter_mut().zip(link) {
+            *value += l;
+        }
+        let gated = &mut scratch.gated[..c];
+        gate(pre, gated);
+        let skip = &mut scratch.skip[..c];
+        self.skip.apply(gated, skip);
+        for (sum, s) in skips.iter_mut().zip(skip.iter()) {
+            *sum += s;
+        }
+        let out = &mut self.horizontal_out[(b * width + x) * c..][..c];
+        self.horizontal_output.apply(gated, out);
+        if !self.first {
+            let residual = &input[(b * width + x) * c..][..c];
+            for (o, r) in out.iter_mut().zip(residual) {
+                *o += r;
+            }
+        }
+    }
+
+    /// Advances the vertical stack by the row just completed, whose vertical input is `input`
+    /// `[B][W][in]`, and prepares the link for the next row.
+    fn finish_row(&mut self, input: &[f32], batch: usize, width: usize) {
+        let (c, c_in, k) = (
+            self.channels,
+            self.in_channels,
+            self.vertical_row.taps.len(),
+        );
+        let p = k / 2;
+        let mut row = self.vertical_rows.pop_front().expect("p+1 cached rows");
+        for b in 0..batch {
+            for x in 0..width {
+                let out = &mut row[(b * width + x) * c..][..c];
+                out.copy_from_slice(&self.vertical_row.bias);
+                for (dx, tap) in self.vertical_row.taps.iter().enumerate() {
+                    let column = x + dx;
+                    if column >= p && column - p < width {
+                        let at = (b * width + column - p) * c_in;
+                        tap.accumulate(&input[at..at + c_in], out);
+                    }
+                }
+            }
+        }
+        self.vertical_rows.push_back(row);
+        let mut vertical = vec![0.0; 2 * c];
+        let mut own = vec![0.0; 2 * c];
+        for b in 0..batch {
+            for x in 0..width {
+                let at = (b * width + x) * c;
+                vertical.copy_from_slice(&self.vertical_column.bias);
+                for (tap, rows) in self.vertical_column.taps.iter().zip(&self.vertical_rows) {
+                    tap.accumulate(&rows[at..at + c], &mut vertical);
+                }
+                let link = &mut self.link[(b * width + x) * 2 * c..][..2 * c];
+                self.vertical_to_horizontal.apply(&vertical, link);
+                self.vertical_input
+                    .apply(&input[(b * width + x) * c_in..][..c_in], &mut own);
+                for (v, o) in vertical.iter_mut().zip(&own) {
+                    *v += o;
+                }
+                gate(&vertical, &mut self.vertical_out[at..at + c]);
+            }
+        }
+    }
+}
+
+/// Reusable buffers for one pixel of one layer.
+struct Scratch {
+    pre: Vec<f32>,
+    gated: Vec<f32>,
+    skip: Vec<f32>,
+}
+
+/// Runs a Gated PixelCNN pixel by pixel over a batch of images, with caches.
+pub struct CachedGatedPixelCnn {
+    layers: Vec<LayerCache>,
+    head_hidden: Taps,
+    head_logits: Taps,
+    levels: usize,
+    batch: usize,
+    height: usize,
+    width: usize,
+}
+
+impl CachedGatedPixelCnn {
+    pub fn new(model: &GatedPixelCnn, batch: usize, height: usize, width: usize) -> Self {
+        Self {
+            layers: model
+                .layers
+                .iter()
+                .map(|layer| LayerCache::new(layer, batch, width))
+                .collect(),
+            head_hidden: Taps::from_conv(&model.head.hidden),
+            head_logits: Taps::from_conv(&model.head.logits),
+            levels: model.levels,
+            batch,
+            height,
+            width,
+        }
+    }
+
+    /// Walks every pixel in raster order. At each pixel `choose(pixel, logits)` gets the logits
+    /// `[B][K]` of that pixel given `images` so far, and may write the pixel's levels into
+    /// `images` (or leave them, to follow given pixels).
+    pub fn run(
+        mut self,
+        images: &mut [Vec<u8>],
+        mut choose: impl FnMut(usize, &[f32], &mut [Vec<u8>]),
+    ) {
+        let (batch, width, levels) = (self.batch, self.width, self.levels);
+        let scale = 1.0 / (levels - 1) as f32;
+        let channels = self.layers[0].channels;
+        let mut scratch = Scratch {
+            pre: vec![0.0; 2 * channels],
+            gated: vec![0.0; channels],
+            skip: vec![0.0; channels],
+        };
+        let mut input_row = vec![0.0f32; batch * width];
+        let mut skips = vec![0.0f32; channels];
+        let mut hidden = vec![0.0f32; self.head_hidden.outputs()];
+        let mut logits = vec![0.0f32; batch * levels];
+        for row in 0..self.height {
+            for x in 0..width {
+                for b in 0..batch {
+                    skips.fill(0.0);
+                    for index in 0..self.layers.len() {
+                        let (before, rest) = self.layers.split_at_mut(index);
+                        let input = before
+                            .last()
+                            .map_or(&input_row[..], |l| &l.horizontal_out[..]);
+                        rest[0].pixel(input, b, x, width, &mut skips, &mut scratch);
+                    }
+                    for s in skips.iter_mut() {
+                        *s = s.max(0.0);
+                    }
+                    self.head_hidden.apply(&skips, &mut hidden);
+                    for h in hidden.iter_mut() {
+                        *h = h.max(0.0);
+                    }
+                    self.head_logits
+                        .apply(&hidden, &mut logits[b * levels..(b + 1) * levels]);
+                }
+                choose(row * width + x, &logits, images);
+                for b in 0..batch {
+                    input_row[b * width + x] = f32::from(images[b][row * width + x]) * scale;
+                }
+            }
+            for index in 0..self.layers.len() {
+                let (before, rest) = self.layers.split_at_mut(index);
+                let input = before
+                    .last()
+                    .map_or(&input_row[..], |l| &l.vertical_out[..]);
+                rest[0].finish_row(input, batch, width);
+            }
+        }
+    }
+}
