@@ -5,6 +5,7 @@
 //! models, training, likelihood evaluation and autoregressive sampling.
 
 pub mod animation;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

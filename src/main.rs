@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 
 use burn::prelude::Device;
 use pixelcnn::animation::write_progress_gif;
+use pixelcnn::bench::{BenchConfig, model_figures, sampling_figures};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{DataSource, ImageSet, quantize};
 use pixelcnn::device::DeviceChoice;
@@ -48,6 +49,21 @@ enum Command {
     Gif(RunArgs),
     /// Redraw RUN_DIR/loss.png from the run's metrics.
     Plot(RunArgs),
+    /// Time the benchmark model of MODEL_SPEC.md: training step, forward pass, sampling.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Benchmark configuration [default: both].
+    #[arg(long, value_enum)]
+    config: Option<BenchConfig>,
+    /// Time naive against cached sampling (batch 1 and 16) instead of training and inference.
+    #[arg(long)]
+    sampling: bool,
+    /// Print one JSON line per figure.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -213,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Bench(args) => bench_command(args, &device),
         Command::Plot(args) => {
             let run = open_run(&args.run)?.0;
             loss_plot(&read_metrics(&run)?, &run.loss_plot_path())?;
@@ -500,6 +517,35 @@ fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     let grid = picture::grid(&tiles, args.samples + 2, args.drawing.scale);
     picture::save_png(&grid, &args.out)?;
     eprintln!("wrote {count} completions to {}", args.out.display());
+    Ok(())
+}
+
+fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<()> {
+    let configs = args
+        .config
+        .map_or(vec![BenchConfig::S, BenchConfig::P], |c| vec![c]);
+    for config in configs {
+        let figures = if args.sampling {
+            [1, 16]
+                .into_iter()
+                .flat_map(|batch| sampling_figures(config, batch, device))
+                .collect()
+        } else {
+            model_figures(config, device)
+        };
+        for figure in figures {
+            if args.json {
+                println!("{}", serde_json::to_string(&figure)?);
+            } else {
+                println!(
+                    "RESULT pixelcnn {} {} {:.2}",
+                    config.name(),
+                    figure.figure,
+                    figure.value
+                );
+            }
+        }
+    }
     Ok(())
 }
 

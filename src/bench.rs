@@ -1,0 +1,148 @@
+//! Speed measurements of the benchmark model of `MODEL_SPEC.md` (configs S and P): a training
+//! step, an inference forward pass, and naive against cached sampling. Figures are medians of
+//! repeated runs after warm-up, in milliseconds, printed in the same form as the PyTorch peer.
+
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use crate::checkpoint::new_optimizer;
+use crate::loss::mean_nll;
+use crate::model::{PixelCnn, PixelCnnConfig};
+use crate::sample::{Sampler, SamplingOptions, sample};
+
+/// The two benchmark configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum BenchConfig {
+    /// 12 B-layers, 16 channels, K = 4, batch 64 (the seed notebook's).
+    #[value(name = "S", alias = "s")]
+    S,
+    /// 10 B-layers, 64 channels, K = 256, batch 32 (paper-like).
+    #[value(name = "P", alias = "p")]
+    P,
+}
+
+/// Image size of every benchmark.
+pub const SIDE: usize = 28;
+const WARM_UP: usize = 3;
+const REPEATS: usize = 20;
+
+impl BenchConfig {
+    /// The model (first "A" layer plus the B-layers) and the training batch size.
+    pub fn model(self) -> (PixelCnnConfig, usize) {
+        let (b_layers, channels, levels, batch) = match self {
+            BenchConfig::S => (12, 16, 4, 64),
+            BenchConfig::P => (10, 64, 256, 32),
+        };
+        let config = PixelCnnConfig::new(levels)
+            .with_layers(b_layers + 1)
+            .with_channels(channels)
+            .with_head_channels(32);
+        (config, batch)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchConfig::S => "S",
+            BenchConfig::P => "P",
+        }
+    }
+}
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub config: BenchConfig,
+    pub figure: String,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+/// Median wall time of `work` in milliseconds, over `repeats` runs after `warm_up` runs.
+pub fn median_ms(warm_up: usize, repeats: usize, mut work: impl FnMut()) -> f64 {
+    for _ in 0..warm_up {
+        work();
+    }
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, Int> {
+    Tensor::<4>::random(
+        [batch, 1, SIDE, SIDE],
+        burn::tensor::Distribution::Uniform(0.0, levels as f64),
+        device,
+    )
+    .int()
+    .clamp(0, levels as i64 - 1)
+}
+
+/// `train_step` (forward, backward and Adam update on one batch) and `forward_16`.
+pub fn model_figures(config: BenchConfig, device: &Device) -> Vec<Figure> {
+    let (model_config, batch) = config.model();
+    let training_device = device.clone().autodiff();
+    let mut model = model_config.init_seeded(&training_device, 0);
+    let mut optimizer = new_optimizer();
+    let targets = random_levels(batch, model_config.levels, &training_device);
+    let train_step = median_ms(WARM_UP, REPEATS, || {
+        let loss = mean_nll(model.forward(targets.clone()), targets.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model.clone(), grads);
+        // Reading the loss waits for the step to finish on asynchronous devices.
+        loss.into_scalar::<f32>();
+    });
+    let inference = model.valid();
+    let input = random_levels(16, model_config.levels, device);
+    let forward_16 = median_ms(WARM_UP, REPEATS, || {
+        inference.forward(input.clone()).sum().into_scalar::<f32>();
+    });
+    vec![
+        figure(config, "train_step", train_step, "ms"),
+        figure(config, "forward_16", forward_16, "ms"),
+    ]
+}
+
+/// Images per second of the naive and the cached sampler at 28×28 for `batch` images, and their
+/// ratio. The naive sampler is timed once (it takes minutes), the cached one as a median of 3.
+pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> Vec<Figure> {
+    let (model_config, _) = config.model();
+    let model: PixelCnn = model_config.init_seeded(device, 0);
+    let draw = |sampler| {
+        let options = SamplingOptions {
+            levels: model_config.levels,
+            height: SIDE,
+            width: SIDE,
+            temperature: 1.0,
+            sampler,
+        };
+        sample(&model, batch, options, &mut StdRng::seed_from_u64(0), device);
+    };
+    let naive_ms = median_ms(0, 1, || draw(Sampler::Naive));
+    let cached_ms = median_ms(1, 3, || draw(Sampler::Cached));
+    let per_second = |ms: f64| batch as f64 / (ms / 1e3);
+    vec![
+        figure(config, &format!("naive_images_per_s_b{batch}"), per_second(naive_ms), "images/s"),
+        figure(config, &format!("cached_images_per_s_b{batch}"), per_second(cached_ms), "images/s"),
+        figure(config, &format!("cached_speedup_b{batch}"), naive_ms / cached_ms, "x"),
+    ]
+}
+
+fn figure(config: BenchConfig, name: &str, value: f64, unit: &'static str) -> Figure {
+    Figure {
+        config,
+        figure: name.to_string(),
+        value,
+        unit,
+    }
+}
