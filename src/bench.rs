@@ -126,15 +126,37 @@ pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> V
             temperature: 1.0,
             sampler,
         };
-        sample(&model, batch, options, &mut StdRng::seed_from_u64(0), device);
+        sample(
+            &model,
+            batch,
+            None,
+            options,
+            &mut StdRng::seed_from_u64(0),
+            device,
+        );
     };
     let naive_ms = median_ms(0, 1, || draw(Sampler::Naive));
     let cached_ms = median_ms(1, 3, || draw(Sampler::Cached));
     let per_second = |ms: f64| batch as f64 / (ms / 1e3);
     vec![
-        figure(config, &format!("naive_images_per_s_b{batch}"), per_second(naive_ms), "images/s"),
-        figure(config, &format!("cached_images_per_s_b{batch}"), per_second(cached_ms), "images/s"),
-        figure(config, &format!("cached_speedup_b{batch}"), naive_ms / cached_ms, "x"),
+        figure(
+            config,
+            &format!("naive_images_per_s_b{batch}"),
+            per_second(naive_ms),
+            "images/s",
+        ),
+        figure(
+            config,
+            &format!("cached_images_per_s_b{batch}"),
+            per_second(cached_ms),
+            "images/s",
+        ),
+        figure(
+            config,
+            &format!("cached_speedup_b{batch}"),
+            naive_ms / cached_ms,
+            "x",
+        ),
     ]
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::data::{ImageSet, quantize};
 use crate::loss::{bits_per_dim, pixel_nll};
-use crate::model::PixelCnn;
+use crate::model::{PixelCnn, PixelCnnConfig};
 use crate::picture;
 
 /// Images per forward pass during evaluation.
@@ -21,11 +21,12 @@ pub struct Likelihood {
     pub bits_per_dim: f64,
 }
 
-/// Evaluates `model` (a non-autodiff one) on the first `limit` images of `set`.
+/// Evaluates `model` (a non-autodiff one, built from `config`) on the first `limit` images of
+/// `set`; a conditional model is given each image's own condition.
 pub fn evaluate(
     model: &PixelCnn,
+    config: &PixelCnnConfig,
     set: &ImageSet,
-    levels: usize,
     limit: usize,
     device: &Device,
 ) -> Likelihood {
@@ -34,8 +35,9 @@ pub fn evaluate(
     let mut total_nats = 0.0f64;
     for start in (0..count).step_by(EVAL_BATCH) {
         let indices: Vec<usize> = (start..(start + EVAL_BATCH).min(count)).collect();
-        let targets = set.batch(&indices, levels, device);
-        let logits = model.forward(targets.clone());
+        let targets = set.batch(&indices, config.levels, device);
+        let condition = set.condition(&indices, config.conditioning, device);
+        let logits = model.forward_conditioned(targets.clone(), condition.as_ref());
         total_nats += pixel_nll(logits, targets).sum().into_scalar::<f64>();
     }
     let nll_nats = if count == 0 {
@@ -54,13 +56,16 @@ pub fn evaluate(
 /// surprised. One row per image; all maps share one colour scale.
 pub fn heatmap(
     model: &PixelCnn,
+    config: &PixelCnnConfig,
     set: &ImageSet,
     indices: &[usize],
-    levels: usize,
     device: &Device,
 ) -> image::RgbImage {
+    let levels = config.levels;
     let targets = set.batch(indices, levels, device);
-    let nll: Vec<f32> = pixel_nll(model.forward(targets.clone()), targets)
+    let condition = set.condition(indices, config.conditioning, device);
+    let logits = model.forward_conditioned(targets.clone(), condition.as_ref());
+    let nll: Vec<f32> = pixel_nll(logits, targets)
         .into_data()
         .convert::<f32>()
         .try_into_vec()

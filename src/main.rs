@@ -16,7 +16,7 @@ use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{DataSource, ImageSet, quantize};
 use pixelcnn::device::DeviceChoice;
 use pixelcnn::evaluate::{evaluate, heatmap};
-use pixelcnn::model::{Architecture, PixelCnnConfig};
+use pixelcnn::model::{Architecture, Conditioning, PixelCnnConfig, one_hot};
 use pixelcnn::picture;
 use pixelcnn::plot::{loss_plot, read_metrics};
 use pixelcnn::sample::{Sampler, SamplingOptions, complete, sample};
@@ -117,6 +117,16 @@ struct ModelArgs {
     /// Feature channels per layer [default: 16].
     #[arg(long)]
     channels: Option<usize>,
+    /// Condition the model on the data's class labels (gated architecture).
+    #[arg(long, value_enum)]
+    conditional: Option<ConditionKind>,
+}
+
+/// What `train --conditional` conditions on.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ConditionKind {
+    /// The class label of each image, as a one-hot vector.
+    Class,
 }
 
 #[derive(Args)]
@@ -146,9 +156,12 @@ struct SampleArgs {
     /// Output PNG file.
     #[arg(long)]
     out: PathBuf,
-    /// Images per grid row [default: about √n].
+    /// Images per grid row [default: about √n; with --class all, n].
     #[arg(long)]
     nrow: Option<usize>,
+    /// For a class-conditional model: the class to draw, or `all` for n images of each class.
+    #[arg(long)]
+    class: Option<String>,
     #[command(flatten)]
     drawing: DrawingArgs,
 }
@@ -287,6 +300,17 @@ fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The conditioning `train --conditional` asks for on `train_set`.
+fn conditioning(kind: Option<ConditionKind>, train_set: &ImageSet) -> anyhow::Result<Conditioning> {
+    match kind {
+        None => Ok(Conditioning::None),
+        Some(ConditionKind::Class) => match train_set.classes() {
+            Some(classes) => Ok(Conditioning::Class { classes }),
+            None => bail!("--conditional class needs labels: the training data has no label file"),
+        },
+    }
+}
+
 /// The run's settings: the flags given, over the stored config when resuming, over defaults.
 fn run_config(
     args: &TrainArgs,
@@ -320,6 +344,14 @@ fn run_config(
                     m.channels.map(|v| v.to_string()),
                     s.channels.to_string(),
                 ),
+                (
+                    "--conditional",
+                    m.conditional.map(|_| "class".to_string()),
+                    match s.conditioning {
+                        Conditioning::None => "none".to_string(),
+                        Conditioning::Class { .. } => "class".to_string(),
+                    },
+                ),
             ]
             .into_iter()
             .filter_map(|(flag, given, have)| {
@@ -339,7 +371,8 @@ fn run_config(
         None => PixelCnnConfig::new(levels.unwrap_or(4))
             .with_arch(m.arch.unwrap_or(Architecture::Gated))
             .with_layers(m.layers.unwrap_or(6))
-            .with_channels(m.channels.unwrap_or(16)),
+            .with_channels(m.channels.unwrap_or(16))
+            .with_conditioning(conditioning(m.conditional, train_set)?),
     };
     model.validate().map_err(anyhow::Error::msg)?;
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
@@ -386,8 +419,14 @@ fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     let checkpoint = run.load_checkpoint(device)?;
     let test = test_images(args.data_dir, &config)?;
-    let levels = checkpoint.config.levels;
-    let result = evaluate(&checkpoint.model, &test, levels, usize::MAX, device);
+    test.check_conditioning(checkpoint.config.conditioning)?;
+    let result = evaluate(
+        &checkpoint.model,
+        &checkpoint.config,
+        &test,
+        usize::MAX,
+        device,
+    );
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
@@ -398,7 +437,13 @@ fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     }
     if let Some(path) = args.heatmap {
         let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();
-        let picture = heatmap(&checkpoint.model, &test, &indices, levels, device);
+        let picture = heatmap(
+            &checkpoint.model,
+            &checkpoint.config,
+            &test,
+            &indices,
+            device,
+        );
         picture::save_png(&picture, &path)?;
         eprintln!("wrote {}", path.display());
     }
@@ -452,21 +497,74 @@ fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     let options = sampling_options(&config, &args.drawing)?;
     let checkpoint = run.load_checkpoint(device)?;
+    let classes = sample_classes(
+        args.class.as_deref(),
+        checkpoint.config.conditioning,
+        args.n,
+    )?;
+    let count = classes.as_ref().map_or(args.n, Vec::len);
+    let condition = classes
+        .as_ref()
+        .zip(checkpoint.config.conditioning.dim())
+        .map(|(classes, dim)| one_hot(classes, dim, device));
     let mut rng = StdRng::seed_from_u64(args.drawing.seed);
-    let images = sample(&checkpoint.model, args.n, options, &mut rng, device);
+    let images = sample(
+        &checkpoint.model,
+        count,
+        condition,
+        options,
+        &mut rng,
+        device,
+    );
     let tiles: Vec<_> = images
         .iter()
         .map(|image| picture::levels_tile(image, options.levels, options.height, options.width))
         .collect();
-    let columns = args
-        .nrow
-        .unwrap_or_else(|| (args.n as f64).sqrt().ceil() as usize);
+    let columns = match (args.nrow, args.class.as_deref()) {
+        (Some(columns), _) => columns,
+        // One row per class.
+        (None, Some("all")) => args.n,
+        (None, _) => (count as f64).sqrt().ceil() as usize,
+    };
     picture::save_png(
         &picture::grid(&tiles, columns, args.drawing.scale),
         &args.out,
     )?;
-    eprintln!("wrote {} samples to {}", args.n, args.out.display());
+    eprintln!("wrote {count} samples to {}", args.out.display());
     Ok(())
+}
+
+/// The class of each image to draw: `--class C` for all `n`, `--class all` for `n` of each
+/// class in turn; none for an unconditional model.
+fn sample_classes(
+    class: Option<&str>,
+    conditioning: Conditioning,
+    n: usize,
+) -> anyhow::Result<Option<Vec<usize>>> {
+    match (conditioning, class) {
+        (Conditioning::None, None) => Ok(None),
+        (Conditioning::None, Some(_)) => {
+            bail!("--class needs a class-conditional model; this one is unconditional")
+        }
+        (Conditioning::Class { classes }, None) => {
+            bail!(
+                "this model is class-conditional: pass --class 0..{} or --class all",
+                classes - 1
+            )
+        }
+        (Conditioning::Class { classes }, Some("all")) => Ok(Some(
+            (0..classes)
+                .flat_map(|c| std::iter::repeat_n(c, n))
+                .collect(),
+        )),
+        (Conditioning::Class { classes }, Some(text)) => match text.parse::<usize>() {
+            Ok(c) if c < classes => Ok(Some(vec![c; n])),
+            _ => bail!(
+                "--class must be a class 0..{} or `all`, got `{text}`",
+                classes - 1
+            ),
+        },
+    }
 }
 
 fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
@@ -498,9 +596,22 @@ fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
         .iter()
         .flat_map(|image| std::iter::repeat_n(image.clone(), args.samples))
         .collect();
+    let sources: Vec<usize> = (0..count)
+        .flat_map(|i| std::iter::repeat_n(i, args.samples))
+        .collect();
+    test.check_conditioning(checkpoint.config.conditioning)?;
+    let condition = test.condition(&sources, checkpoint.config.conditioning, device);
     let mut rng = StdRng::seed_from_u64(args.drawing.seed);
     let known = args.rows * options.width;
-    let completions = complete(&checkpoint.model, starts, known, options, &mut rng, device);
+    let completions = complete(
+        &checkpoint.model,
+        starts,
+        known,
+        condition,
+        options,
+        &mut rng,
+        device,
+    );
     let (levels, height, width) = (options.levels, options.height, options.width);
     let mut tiles = Vec::new();
     for (original, drawn) in originals.iter().zip(completions.chunks(args.samples)) {

@@ -21,7 +21,7 @@ use crate::checkpoint::{RunConfig, RunDir, new_optimizer};
 use crate::data::ImageSet;
 use crate::evaluate::{Likelihood, evaluate};
 use crate::loss::{mean_nll, nats_to_bits};
-use crate::model::PixelCnn;
+use crate::model::{Conditioning, PixelCnn, one_hot};
 use crate::picture;
 use crate::plot::{loss_plot, read_metrics};
 use crate::sample::{Sampler, SamplingOptions, sample};
@@ -95,6 +95,9 @@ pub fn train(
     interrupt: &AtomicBool,
 ) -> anyhow::Result<Outcome> {
     let batch_size = config.batch_size.min(train_set.len());
+    for set in [&train_set, &validation] {
+        set.check_conditioning(config.model.conditioning)?;
+    }
     let training_device = device.clone().autodiff();
     let (mut step, mut model, mut optimizer) = if resume {
         let checkpoint = run.load_checkpoint(&training_device)?;
@@ -136,8 +139,11 @@ pub fn train(
             return Ok(Outcome::Interrupted { step });
         }
         let started = Instant::now();
-        let targets = train_set.batch(order.batch(step), config.model.levels, &training_device);
-        let loss = mean_nll(model.forward(targets.clone()), targets);
+        let indices = order.batch(step);
+        let targets = train_set.batch(indices, config.model.levels, &training_device);
+        let condition = train_set.condition(indices, config.model.conditioning, &training_device);
+        let logits = model.forward_conditioned(targets.clone(), condition.as_ref());
+        let loss = mean_nll(logits, targets);
         let loss_value = loss.clone().into_scalar::<f64>();
         if !loss_value.is_finite() {
             progress.abandon();
@@ -186,8 +192,13 @@ fn finish_interval(
 ) -> anyhow::Result<Metrics> {
     let inference = model.valid();
     let levels = config.model.levels;
-    let Likelihood { bits_per_dim, .. } =
-        evaluate(&inference, validation, levels, VALIDATION_LIMIT, device);
+    let Likelihood { bits_per_dim, .. } = evaluate(
+        &inference,
+        &config.model,
+        validation,
+        VALIDATION_LIMIT,
+        device,
+    );
     let train_nats = window.take_mean();
     let metrics = Metrics {
         step,
@@ -203,23 +214,36 @@ fn finish_interval(
         temperature: 1.0,
         sampler: Sampler::Cached,
     };
-    let images = sample(
-        &inference,
-        GRID_IMAGES,
-        options,
-        &mut StdRng::seed_from_u64(GRID_SEED),
-        device,
-    );
+    let (classes, columns) = grid_classes(config.model.conditioning);
+    let condition = classes
+        .as_ref()
+        .zip(config.model.conditioning.dim())
+        .map(|(classes, dim)| one_hot(classes, dim, device));
+    let count = classes.as_ref().map_or(GRID_IMAGES, Vec::len);
+    let mut rng = StdRng::seed_from_u64(GRID_SEED);
+    let images = sample(&inference, count, condition, options, &mut rng, device);
     let tiles: Vec<_> = images
         .iter()
         .map(|image| picture::levels_tile(image, levels, options.height, options.width))
         .collect();
-    let grid = picture::grid(&tiles, 4, 4);
+    let grid = picture::grid(&tiles, columns, 4);
     picture::save_png(&grid, &run.samples_path(step))?;
     picture::save_png(&grid, &run.root().join("samples.png"))?;
     write_progress_gif(run)?;
     loss_plot(&read_metrics(run)?, &run.loss_plot_path())?;
     Ok(metrics)
+}
+
+/// The classes of the sample grid's images (two rows: each class twice, one per column) and
+/// its number of columns; no classes for an unconditional model's 4×4 grid.
+fn grid_classes(conditioning: Conditioning) -> (Option<Vec<usize>>, usize) {
+    match conditioning {
+        Conditioning::None => (None, 4),
+        Conditioning::Class { classes } => (
+            Some((0..2 * classes).map(|i| i % classes).collect()),
+            classes,
+        ),
+    }
 }
 
 fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 //! and, with the same random numbers, the same images as the naive sampler.
 
 use burn::prelude::*;
-use pixelcnn::model::{PixelCnn, PixelCnnConfig};
+use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
 use pixelcnn::sample::cached::CachedGatedPixelCnn;
 use pixelcnn::sample::{Sampler, SamplingOptions, sample};
 use rand::SeedableRng;
@@ -58,14 +58,17 @@ fn cached_logits_match_the_full_forward_pass() {
             .unwrap();
         let pixels = HEIGHT * WIDTH;
         let mut worst = 0.0f32;
-        CachedGatedPixelCnn::new(gated, 3, HEIGHT, WIDTH).run(&mut images, |pixel, logits, _| {
-            for b in 0..3 {
-                for k in 0..levels {
-                    let expected = full[(b * levels + k) * pixels + pixel];
-                    worst = worst.max((logits[b * levels + k] - expected).abs());
+        CachedGatedPixelCnn::new(gated, 3, HEIGHT, WIDTH, None).run(
+            &mut images,
+            |pixel, logits, _| {
+                for b in 0..3 {
+                    for k in 0..levels {
+                        let expected = full[(b * levels + k) * pixels + pixel];
+                        worst = worst.max((logits[b * levels + k] - expected).abs());
+                    }
                 }
-            }
-        });
+            },
+        );
         assert!(worst < 1e-4, "{config:?}: logits differ by {worst}");
     }
 }
@@ -85,6 +88,7 @@ fn cached_and_naive_samplers_draw_identical_images() {
             sample(
                 &model,
                 4,
+                None,
                 options,
                 &mut StdRng::seed_from_u64(5),
                 &Device::flex(),
@@ -97,4 +101,66 @@ fn cached_and_naive_samplers_draw_identical_images() {
             "images differ from each other"
         );
     }
+}
+
+#[test]
+fn cached_sampler_follows_the_class_condition() {
+    let device = Device::flex();
+    let model = PixelCnnConfig::new(4)
+        .with_layers(4)
+        .with_channels(8)
+        .with_conditioning(Conditioning::Class { classes: 3 })
+        .init_seeded(&device, 21);
+    let classes = [0, 2, 1, 2];
+    let draw = |sampler| {
+        let options = SamplingOptions {
+            levels: 4,
+            height: HEIGHT,
+            width: WIDTH,
+            temperature: 1.0,
+            sampler,
+        };
+        let h = one_hot(&classes, 3, &device);
+        sample(
+            &model,
+            4,
+            Some(h),
+            options,
+            &mut StdRng::seed_from_u64(8),
+            &device,
+        )
+    };
+    assert_eq!(draw(Sampler::Cached), draw(Sampler::Naive));
+
+    // Per-pixel logits against the full forward pass, given the classes.
+    let PixelCnn::Gated(gated) = &model else {
+        unreachable!()
+    };
+    let mut images: Vec<Vec<u8>> = (0..4)
+        .map(|b| (0..HEIGHT * WIDTH).map(|p| ((p + b) % 4) as u8).collect())
+        .collect();
+    let data: Vec<i64> = images.iter().flatten().map(|&l| i64::from(l)).collect();
+    let h = one_hot(&classes, 3, &device);
+    let input = Tensor::from_data(TensorData::new(data, [4, 1, HEIGHT, WIDTH]), &device);
+    let full: Vec<f32> = model
+        .forward_conditioned(input, Some(&h))
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    let vectors: Vec<Vec<f32>> = classes
+        .iter()
+        .map(|&c| (0..3).map(|i| if i == c { 1.0 } else { 0.0 }).collect())
+        .collect();
+    let pixels = HEIGHT * WIDTH;
+    let mut worst = 0.0f32;
+    let cached = CachedGatedPixelCnn::new(gated, 4, HEIGHT, WIDTH, Some(vectors));
+    cached.run(&mut images, |pixel, logits, _| {
+        for b in 0..4 {
+            for k in 0..4 {
+                let expected = full[(b * 4 + k) * pixels + pixel];
+                worst = worst.max((logits[b * 4 + k] - expected).abs());
+            }
+        }
+    });
+    assert!(worst < 1e-4, "logits differ by {worst}");
 }

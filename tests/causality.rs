@@ -3,12 +3,22 @@
 //! PixelCNN every earlier pixel in reach does change them (no blind spot).
 
 use burn::prelude::*;
-use pixelcnn::model::{Architecture, PixelCnn, PixelCnnConfig};
+use pixelcnn::model::{Architecture, Conditioning, PixelCnn, PixelCnnConfig, one_hot};
 
 const LEVELS: usize = 4;
 
 /// `effect[q][p]`: the largest change of any logit at pixel p when input pixel q is changed.
 fn perturbation_effects(model: &PixelCnn, height: usize, width: usize) -> Vec<Vec<f32>> {
+    perturbation_effects_given(model, height, width, None)
+}
+
+/// As [`perturbation_effects`], every image conditioned on class `class` of 3 if given.
+fn perturbation_effects_given(
+    model: &PixelCnn,
+    height: usize,
+    width: usize,
+    class: Option<usize>,
+) -> Vec<Vec<f32>> {
     let device = Device::flex();
     let pixels = height * width;
     let base: Vec<i64> = (0..pixels).map(|i| ((i * 7 + 3) % LEVELS) as i64).collect();
@@ -22,8 +32,9 @@ fn perturbation_effects(model: &PixelCnn, height: usize, width: usize) -> Vec<Ve
         TensorData::new(batch, [pixels + 1, 1, height, width]),
         &device,
     );
+    let condition = class.map(|c| one_hot(&vec![c; pixels + 1], 3, &device));
     let logits: Vec<f32> = model
-        .forward(input)
+        .forward_conditioned(input, condition.as_ref())
         .into_data()
         .try_into_vec::<f32>()
         .expect("f32 logits");
@@ -43,13 +54,19 @@ fn perturbation_effects(model: &PixelCnn, height: usize, width: usize) -> Vec<Ve
         .collect()
 }
 
+/// A random model of `layers` layers: a 7×7 first layer, then 5×5 ones.
 fn model(arch: Architecture, layers: usize) -> PixelCnn {
-    PixelCnnConfig::new(LEVELS)
+    config(layers)
         .with_arch(arch)
+        .init_seeded(&Device::flex(), 7)
+}
+
+fn config(layers: usize) -> PixelCnnConfig {
+    PixelCnnConfig::new(LEVELS)
         .with_layers(layers)
+        .with_kernel(5)
         .with_channels(16)
         .with_head_channels(16)
-        .init_seeded(&Device::flex(), 7)
 }
 
 fn assert_causal(arch: Architecture) {
@@ -76,10 +93,10 @@ fn masked_pixelcnn_is_causal() {
 
 #[test]
 fn gated_pixelcnn_has_no_blind_spot() {
-    // 8 layers: the first reaches 4 rows up and 3 columns to either side, each later one two
-    // rows and a column more, so the whole 8×8 past of every pixel is in reach. Unreachable
+    // 4 layers: the first reaches 4 rows up and 3 columns to either side, each later one three
+    // rows and two columns more, so the whole 8×8 past of every pixel is in reach. Unreachable
     // pixels give exactly 0 (see the causality tests), so any change at all means "in reach".
-    let effects = perturbation_effects(&model(Architecture::Gated, 8), 8, 8);
+    let effects = perturbation_effects(&model(Architecture::Gated, 4), 8, 8);
     for (q, row) in effects.iter().enumerate() {
         for (p, &effect) in row.iter().enumerate().skip(q + 1) {
             assert!(
@@ -92,12 +109,61 @@ fn gated_pixelcnn_has_no_blind_spot() {
 
 #[test]
 fn masked_pixelcnn_has_a_blind_spot() {
-    let effects = perturbation_effects(&model(Architecture::Pixelcnn, 8), 8, 8);
+    let effects = perturbation_effects(&model(Architecture::Pixelcnn, 4), 8, 8);
     // Pixel (4, 2) cannot see (3, 6), up and to the right, however deep the stack.
     let (p, q) = (4 * 8 + 2, 3 * 8 + 6);
     assert_eq!(effects[q][p], 0.0);
     // ... though it sees its neighbours above and to the left.
     for q in [3 * 8 + 2, 3 * 8 + 3, 4 * 8 + 1, 2 * 8 + 2] {
         assert!(effects[q][p] > 0.0, "pixel {q} should be in reach of {p}");
+    }
+}
+
+fn class_conditional(layers: usize) -> PixelCnn {
+    config(layers)
+        .with_conditioning(Conditioning::Class { classes: 3 })
+        .init_seeded(&Device::flex(), 8)
+}
+
+#[test]
+fn class_conditioning_keeps_causality_and_no_blind_spot() {
+    let model = class_conditional(4);
+    for class in [0, 2] {
+        let effects = perturbation_effects_given(&model, 8, 8, Some(class));
+        for (q, row) in effects.iter().enumerate() {
+            for (p, &effect) in row.iter().enumerate() {
+                if p <= q {
+                    assert_eq!(effect, 0.0, "class {class}: pixel {q} changed pixel {p}");
+                } else {
+                    assert!(
+                        effect > 0.0,
+                        "class {class}: pixel {q} does not reach pixel {p}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_class_changes_the_prediction_at_every_pixel() {
+    let device = Device::flex();
+    let model = class_conditional(3);
+    let levels: Vec<i64> = (0..64).map(|i| (i % LEVELS) as i64).collect();
+    let input = Tensor::<4, Int>::from_data(TensorData::new(levels, [1, 1, 8, 8]), &device);
+    let logits_for = |class: usize| -> Vec<f32> {
+        let h = one_hot(&[class], 3, &device);
+        model
+            .forward_conditioned(input.clone(), Some(&h))
+            .into_data()
+            .try_into_vec()
+            .unwrap()
+    };
+    let (zero, one) = (logits_for(0), logits_for(1));
+    for pixel in 0..64 {
+        let change = (0..LEVELS)
+            .map(|k| (zero[k * 64 + pixel] - one[k * 64 + pixel]).abs())
+            .fold(0.0, f32::max);
+        assert!(change > 1e-6, "pixel {pixel} ignores the class");
     }
 }

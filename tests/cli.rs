@@ -62,7 +62,7 @@ fn synthetic_data(dir: &Path, size: usize, train: usize, test: usize) {
         write_idx(
             &dir.join(format!("{prefix}-labels-idx1-ubyte")),
             &[count as u32],
-            &vec![1; count],
+            &(0..count).map(|i| (i % 3) as u8).collect::<Vec<_>>(),
         );
     }
 }
@@ -361,4 +361,99 @@ fn corrupt_or_mismatched_data_and_runs_are_refused() {
     let bytes = std::fs::read(&checkpoint).unwrap();
     std::fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
     assert_fails_with(&["eval", "--run", run_arg], "truncated");
+}
+
+#[test]
+fn class_conditional_train_sample_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let mut args = vec![
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--conditional",
+        "class",
+    ];
+    args.extend_from_slice(TINY);
+    let output = pixelcnn(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["conditioning"]["kind"], "class");
+    assert_eq!(config["model"]["conditioning"]["classes"], 3);
+    // The training grid: each of the 3 classes twice, one class per column.
+    let grid = image::open(run.join("samples.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (3 * 34 + 2, 2 * 34 + 2));
+
+    let run_arg = run.to_str().unwrap();
+    let out = dir.path().join("classes.png");
+    let out_arg = out.to_str().unwrap();
+    let output = pixelcnn(&[
+        "sample", "--run", run_arg, "--class", "all", "--n", "4", "--out", out_arg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let grid = image::open(&out).unwrap();
+    // One row per class, 4 images each.
+    assert_eq!((grid.width(), grid.height()), (4 * 34 + 2, 3 * 34 + 2));
+    let output = pixelcnn(&[
+        "sample", "--run", run_arg, "--class", "2", "--n", "2", "--out", out_arg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = pixelcnn(&["eval", "--run", run_arg, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    assert_fails_with(
+        &["sample", "--run", run_arg, "--out", out_arg],
+        "pass --class 0..2 or --class all",
+    );
+    assert_fails_with(
+        &["sample", "--run", run_arg, "--class", "3", "--out", out_arg],
+        "--class must be a class 0..2 or `all`, got `3`",
+    );
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            run_arg,
+            "--resume",
+            "--conditional",
+            "class",
+            "--arch",
+            "pixelcnn",
+        ],
+        "--arch Pixelcnn (the run has Gated)",
+    );
+    let plain = dir.path().join("plain");
+    train_tiny(&data, &plain);
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            plain.to_str().unwrap(),
+            "--class",
+            "1",
+            "--out",
+            out_arg,
+        ],
+        "--class needs a class-conditional model",
+    );
+    let masked = dir.path().join("masked");
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            masked.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--conditional",
+            "class",
+            "--arch",
+            "pixelcnn",
+        ],
+        "conditioning needs the gated architecture",
+    );
 }

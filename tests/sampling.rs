@@ -33,7 +33,7 @@ fn draw_images(model: &PixelCnn, sampler: Sampler, temperature: f32, seed: u64) 
         ..OPTIONS
     };
     let mut rng = StdRng::seed_from_u64(seed);
-    sample(model, 3, options, &mut rng, &Device::flex())
+    sample(model, 3, None, options, &mut rng, &Device::flex())
 }
 
 #[test]
@@ -77,6 +77,7 @@ fn keeps_given_rows(options: SamplingOptions) {
         &model(),
         originals.clone(),
         known,
+        None,
         options,
         &mut rng,
         &Device::flex(),

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+use crate::model::{Conditioning, one_hot};
+
 /// Why a data set could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -96,6 +98,50 @@ impl ImageSet {
     pub fn take(self, count: usize) -> Self {
         let surplus = self.len().saturating_sub(count);
         self.split_tail(surplus).0
+    }
+
+    /// The conditioning vectors h `[B, d]` of the images at `indices`, or `None` for an
+    /// unconditional model. Call [`ImageSet::check_conditioning`] first.
+    pub fn condition(
+        &self,
+        indices: &[usize],
+        conditioning: Conditioning,
+        device: &Device,
+    ) -> Option<Tensor<2>> {
+        match conditioning {
+            Conditioning::None => None,
+            Conditioning::Class { classes } => {
+                let labels = self.labels.as_ref().expect("checked: the set has labels");
+                let chosen: Vec<usize> = indices.iter().map(|&i| usize::from(labels[i])).collect();
+                Some(one_hot(&chosen, classes, device))
+            }
+        }
+    }
+
+    /// Checks that the set has what `conditioning` needs: labels below the number of classes.
+    pub fn check_conditioning(&self, conditioning: Conditioning) -> Result<(), DataError> {
+        let Conditioning::Class { classes } = conditioning else {
+            return Ok(());
+        };
+        let labels = self.labels.as_ref().ok_or_else(|| {
+            DataError::Format(
+                "a class-conditional model needs labels, and this data set has none".into(),
+            )
+        })?;
+        match labels.iter().find(|&&l| usize::from(l) >= classes) {
+            Some(label) => Err(DataError::Format(format!(
+                "label {label} is out of range for a model of {classes} classes"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Number of classes of the labels: the largest label plus one.
+    pub fn classes(&self) -> Option<usize> {
+        self.labels
+            .as_ref()
+            .and_then(|labels| labels.iter().max())
+            .map(|&max| usize::from(max) + 1)
     }
 
     /// The images at `indices` quantised to `levels`, as a tensor `[B, 1, H, W]`.

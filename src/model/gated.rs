@@ -13,6 +13,7 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
@@ -47,6 +48,7 @@ impl GatedPixelCnn {
                         config.kernel
                     },
                     first,
+                    condition_dim: config.conditioning.dim(),
                 }
                 .init(device)
             })
@@ -58,13 +60,14 @@ impl GatedPixelCnn {
         }
     }
 
-    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`).
-    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`) and, for a
+    /// conditional model, the conditioning vectors h `[B, d]`.
+    pub fn forward(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Tensor<4> {
         let x = input_to_float(levels, self.levels);
         let (mut vertical, mut horizontal) = (x.clone(), x);
         let mut skips: Option<Tensor<4>> = None;
         for layer in &self.layers {
-            let (v, h, skip) = layer.forward(vertical, horizontal);
+            let (v, h, skip) = layer.forward(vertical, horizontal, condition);
             vertical = v;
             horizontal = h;
             skips = Some(match skips {
@@ -85,6 +88,8 @@ pub struct GatedLayerConfig {
     kernel: usize,
     /// The first layer must not see the current pixel ("mask A") and has no residual.
     first: bool,
+    /// Size of the conditioning vector h, if any.
+    condition_dim: Option<usize>,
 }
 
 impl GatedLayerConfig {
@@ -112,6 +117,9 @@ impl GatedLayerConfig {
                 .init(device),
             skip: conv1x1(c, c, device),
             horizontal_output: conv1x1(c, c, device),
+            condition: self
+                .condition_dim
+                .map(|d| LinearConfig::new(d, 4 * c).with_bias(false).init(device)),
             first: self.first,
         }
     }
@@ -128,6 +136,9 @@ pub struct GatedLayer {
     pub(crate) horizontal: Conv2d,
     pub(crate) skip: Conv2d,
     pub(crate) horizontal_output: Conv2d,
+    /// `V h` of Section 2.3: the conditioning vector's contribution to the pre-activations of
+    /// the vertical stack (first 2C outputs) and of the horizontal stack (last 2C).
+    pub(crate) condition: Option<Linear>,
     pub(crate) first: bool,
 }
 
@@ -137,16 +148,29 @@ impl GatedLayer {
         &self,
         vertical_in: Tensor<4>,
         horizontal_in: Tensor<4>,
+        condition: Option<&Tensor<2>>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [_, _, height, width] = vertical_in.dims();
+        let [batch, _, height, width] = vertical_in.dims();
         let padded = self
             .vertical_column
             .forward(self.vertical_row.forward(vertical_in.clone()));
         let link = self
             .vertical_to_horizontal
             .forward(padded.clone().narrow(2, 0, height));
-        let vertical = padded.narrow(2, 1, height);
-        let vertical_out = gate(vertical + self.vertical_input.forward(vertical_in));
+        let mut vertical = padded.narrow(2, 1, height) + self.vertical_input.forward(vertical_in);
+        let mut link = link;
+        if let (Some(linear), Some(h)) = (&self.condition, condition) {
+            let channels = linear.weight.dims()[1];
+            let [on_vertical, on_horizontal] = linear
+                .forward(h.clone())
+                .reshape([batch, channels, 1, 1])
+                .chunk(2, 1)
+                .try_into()
+                .expect("4C conditioning outputs");
+            vertical = vertical + on_vertical;
+            link = link + on_horizontal;
+        }
+        let vertical_out = gate(vertical);
 
         let mut horizontal = self.horizontal.forward(horizontal_in.clone());
         if self.first {

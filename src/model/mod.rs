@@ -26,6 +26,26 @@ pub enum Architecture {
     Pixelcnn,
 }
 
+/// What a model is conditioned on (arXiv 1606.05328, Section 2.3): p(x|h) = Π p(x_i | x_<i, h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Conditioning {
+    /// p(x): no conditioning.
+    None,
+    /// h is a one-hot class label among `classes`.
+    Class { classes: usize },
+}
+
+impl Conditioning {
+    /// Size of the vector h, if any.
+    pub fn dim(self) -> Option<usize> {
+        match self {
+            Conditioning::None => None,
+            Conditioning::Class { classes } => Some(classes),
+        }
+    }
+}
+
 /// Hyper-parameters of a model: what a run folder's config and each checkpoint record, so that
 /// a model can always be rebuilt with the shape it was trained with.
 #[derive(Config, Debug, PartialEq)]
@@ -52,6 +72,9 @@ pub struct PixelCnnConfig {
     /// Channels of the input image (1: grayscale, the only kind supported so far).
     #[config(default = 1)]
     pub input_channels: usize,
+    /// What the model is conditioned on (gated architecture only).
+    #[config(default = "Conditioning::None")]
+    pub conditioning: Conditioning,
 }
 
 /// A model of either architecture.
@@ -85,6 +108,12 @@ impl PixelCnnConfig {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        if self.conditioning != Conditioning::None && self.arch != Architecture::Gated {
+            return Err("conditioning needs the gated architecture (--arch gated)".into());
+        }
+        if self.conditioning.dim() == Some(0) {
+            return Err("a conditional model needs at least one class".into());
+        }
         for (name, value) in [("first kernel", self.first_kernel), ("kernel", self.kernel)] {
             if value % 2 == 0 {
                 return Err(format!("{name} size must be odd, got {value}"));
@@ -116,13 +145,33 @@ impl PixelCnnConfig {
 }
 
 impl PixelCnn {
-    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`).
+    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`), for an
+    /// unconditional model.
     pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+        self.forward_conditioned(levels, None)
+    }
+
+    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` given, for a conditional
+    /// model, the conditioning vectors h `[B, d]`.
+    pub fn forward_conditioned(
+        &self,
+        levels: Tensor<4, Int>,
+        condition: Option<&Tensor<2>>,
+    ) -> Tensor<4> {
         match self {
-            PixelCnn::Gated(model) => model.forward(levels),
+            PixelCnn::Gated(model) => model.forward(levels, condition),
             PixelCnn::Masked(model) => model.forward(levels),
         }
     }
+}
+
+/// One-hot vectors `[B, classes]` for class labels.
+pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let mut data = vec![0.0f32; labels.len() * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        data[row * classes + label] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(data, [labels.len(), classes]), device)
 }
 
 /// Reads every parameter, which makes burn draw the lazily initialised ones.

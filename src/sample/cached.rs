@@ -125,10 +125,13 @@ struct LayerCache {
     vertical_out: Vec<f32>,
     /// The horizontal stack's output for the current row so far, `[B][W][C]`.
     horizontal_out: Vec<f32>,
+    /// Each image's conditioning `V h`, `[B][4C]`: 2C for the vertical stack, then 2C for the
+    /// horizontal one (zeros for an unconditional model).
+    condition: Vec<f32>,
 }
 
 impl LayerCache {
-    fn new(layer: &GatedLayer, batch: usize, width: usize) -> Self {
+    fn new(layer: &GatedLayer, batch: usize, width: usize, condition: Option<&[Vec<f32>]>) -> Self {
         let vertical_row = Taps::from_conv(&layer.vertical_row);
         let horizontal = Taps::from_conv(&layer.horizontal);
         let channels = vertical_row.outputs();
@@ -157,6 +160,7 @@ impl LayerCache {
             link: first_link.repeat(batch * width),
             vertical_out: vec![0.0; batch * width * channels],
             horizontal_out: vec![0.0; batch * width * channels],
+            condition: conditioning(layer, batch, channels, condition),
         }
     }
 
@@ -183,8 +187,9 @@ impl LayerCache {
             }
         }
         let link = &self.link[(b * width + x) * 2 * c..][..2 * c];
-        for (value, l) in pre.iter_mut().zip(link) {
-            *value += l;
+        let condition = &self.condition[(4 * b + 2) * c..][..2 * c];
+        for ((value, l), h) in pre.iter_mut().zip(link).zip(condition) {
+            *value += l + h;
         }
         let gated = &mut scratch.gated[..c];
         gate(pre, gated);
@@ -230,6 +235,7 @@ impl LayerCache {
         let mut vertical = vec![0.0; 2 * c];
         let mut own = vec![0.0; 2 * c];
         for b in 0..batch {
+            let condition = &self.condition[4 * b * c..][..2 * c];
             for x in 0..width {
                 let at = (b * width + x) * c;
                 vertical.copy_from_slice(&self.vertical_column.bias);
@@ -240,13 +246,39 @@ impl LayerCache {
                 self.vertical_to_horizontal.apply(&vertical, link);
                 self.vertical_input
                     .apply(&input[(b * width + x) * c_in..][..c_in], &mut own);
-                for (v, o) in vertical.iter_mut().zip(&own) {
-                    *v += o;
+                for ((v, o), h) in vertical.iter_mut().zip(&own).zip(condition) {
+                    *v += o + h;
                 }
                 gate(&vertical, &mut self.vertical_out[at..at + c]);
             }
         }
     }
+}
+
+/// `V h` of `layer` for each image's conditioning vector h, `[B][4C]`; zeros without one.
+fn conditioning(
+    layer: &GatedLayer,
+    batch: usize,
+    channels: usize,
+    vectors: Option<&[Vec<f32>]>,
+) -> Vec<f32> {
+    let (Some(linear), Some(vectors)) = (&layer.condition, vectors) else {
+        return vec![0.0; batch * 4 * channels];
+    };
+    let [dim, outputs] = linear.weight.dims();
+    // burn stores a linear layer's weight as [inputs, outputs]; Dense wants [outputs][inputs].
+    let weight = to_vec(linear.weight.val());
+    let dense = Dense {
+        weight: (0..outputs * dim)
+            .map(|oi| weight[(oi % dim) * outputs + oi / dim])
+            .collect(),
+        inputs: dim,
+    };
+    let mut all = vec![0.0; batch * outputs];
+    for (h, out) in vectors.iter().zip(all.chunks_mut(outputs)) {
+        dense.accumulate(h, out);
+    }
+    all
 }
 
 /// Reusable buffers for one pixel of one layer.
@@ -268,12 +300,20 @@ pub struct CachedGatedPixelCnn {
 }
 
 impl CachedGatedPixelCnn {
-    pub fn new(model: &GatedPixelCnn, batch: usize, height: usize, width: usize) -> Self {
+    /// Caches for `batch` images of `height × width`; a conditional model needs `condition`,
+    /// one vector h per image.
+    pub fn new(
+        model: &GatedPixelCnn,
+        batch: usize,
+        height: usize,
+        width: usize,
+        condition: Option<Vec<Vec<f32>>>,
+    ) -> Self {
         Self {
             layers: model
                 .layers
                 .iter()
-                .map(|layer| LayerCache::new(layer, batch, width))
+                .map(|layer| LayerCache::new(layer, batch, width, condition.as_deref()))
                 .collect(),
             head_hidden: Taps::from_conv(&model.head.hidden),
             head_logits: Taps::from_conv(&model.head.logits),

@@ -36,19 +36,21 @@ pub struct SamplingOptions {
     pub sampler: Sampler,
 }
 
-/// Draws `count` images from `model`, returning each as levels `0..K`, row-major.
+/// Draws `count` images from `model`, returning each as levels `0..K`, row-major. A
+/// conditional model needs `condition`, one vector h per image `[count, d]`.
 ///
 /// The random numbers come from `rng`: one uniform number per sub-pixel, in raster order and
 /// image after image within a pixel — the same for both samplers.
 pub fn sample(
     model: &PixelCnn,
     count: usize,
+    condition: Option<Tensor<2>>,
     options: SamplingOptions,
     rng: &mut impl Rng,
     device: &Device,
 ) -> Vec<Vec<u8>> {
     let blank = vec![vec![0u8; options.height * options.width]; count];
-    complete(model, blank, 0, options, rng, device)
+    complete(model, blank, 0, condition, options, rng, device)
 }
 
 /// Keeps the first `known_pixels` pixels (raster order) of each image and draws the rest.
@@ -56,6 +58,7 @@ pub fn complete(
     model: &PixelCnn,
     mut images: Vec<Vec<u8>>,
     known_pixels: usize,
+    condition: Option<Tensor<2>>,
     options: SamplingOptions,
     rng: &mut impl Rng,
     device: &Device,
@@ -70,19 +73,37 @@ pub fn complete(
     };
     match (options.sampler, model) {
         (Sampler::Cached, PixelCnn::Gated(gated)) => {
-            CachedGatedPixelCnn::new(gated, images.len(), options.height, options.width)
-                .run(&mut images, choose);
+            let condition = condition.map(condition_rows);
+            CachedGatedPixelCnn::new(
+                gated,
+                images.len(),
+                options.height,
+                options.width,
+                condition,
+            )
+            .run(&mut images, choose);
         }
-        _ => naive::run(
-            model,
-            &mut images,
-            known_pixels,
-            options,
-            device,
-            &mut choose,
-        ),
+        _ => {
+            let context = naive::Context {
+                options,
+                condition: condition.as_ref(),
+                device,
+            };
+            naive::run(model, &mut images, known_pixels, context, &mut choose);
+        }
     }
     images
+}
+
+/// The rows of a conditioning tensor `[B, d]` as vectors.
+fn condition_rows(condition: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, dim] = condition.dims();
+    let values: Vec<f32> = condition
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("conditioning vectors are floats");
+    values.chunks(dim).map(<[f32]>::to_vec).collect()
 }
 
 /// Softmax of each row of `logits` (`[count][K]`) at `temperature`; at 0 a one-hot vector on

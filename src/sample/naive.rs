@@ -5,23 +5,34 @@ use burn::prelude::*;
 use super::SamplingOptions;
 use crate::model::PixelCnn;
 
+/// What the passes share: the image shape, the conditioning vectors and the device.
+pub struct Context<'a> {
+    pub options: SamplingOptions,
+    pub condition: Option<&'a Tensor<2>>,
+    pub device: &'a Device,
+}
+
 /// Walks every pixel from `first_pixel` on in raster order, handing `choose` the logits `[B][K]`
 /// of that pixel given `images` so far; `choose` may write the pixel into `images`.
 pub fn run(
     model: &PixelCnn,
     images: &mut [Vec<u8>],
     first_pixel: usize,
-    options: SamplingOptions,
-    device: &Device,
+    context: Context,
     choose: &mut impl FnMut(usize, &[f32], &mut [Vec<u8>]),
 ) {
+    let Context {
+        options,
+        condition,
+        device,
+    } = context;
     let (count, levels, width) = (images.len(), options.levels, options.width);
     for pixel in first_pixel..options.height * width {
         let (row, column) = (pixel / width, pixel % width);
         // Rows below the current one cannot influence it (the model is causal), so the
         // forward pass only covers rows 0..=row.
         let logits: Vec<f32> = model
-            .forward(levels_tensor(images, row + 1, width, device))
+            .forward_conditioned(levels_tensor(images, row + 1, width, device), condition)
             .slice([0..count, 0..levels, row..row + 1, column..column + 1])
             .into_data()
             .convert::<f32>()
