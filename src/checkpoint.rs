@@ -45,6 +45,9 @@ pub struct RunConfig {
     pub interval: usize,
     /// `None`: the MNIST test set embedded in the binary.
     pub data_dir: Option<PathBuf>,
+    /// The conditioning vectors of a vector-conditional model's training images.
+    #[serde(default)]
+    pub condition_file: Option<PathBuf>,
     /// Size of the training images, and so of generated ones.
     pub image_height: usize,
     pub image_width: usize,

@@ -9,14 +9,14 @@ use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use burn::prelude::Device;
+use burn::prelude::{Device, Tensor, TensorData};
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::bench::{BenchConfig, model_figures, sampling_figures};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
-use pixelcnn::data::{DataSource, ImageSet, quantize};
+use pixelcnn::data::{DataSource, Embeddings, ImageSet, quantize};
 use pixelcnn::device::DeviceChoice;
 use pixelcnn::evaluate::{evaluate, heatmap};
-use pixelcnn::model::{Architecture, Conditioning, PixelCnnConfig, one_hot};
+use pixelcnn::model::{Architecture, Conditioning, PixelCnnConfig};
 use pixelcnn::picture;
 use pixelcnn::plot::{loss_plot, read_metrics};
 use pixelcnn::sample::{Sampler, SamplingOptions, complete, sample};
@@ -118,8 +118,12 @@ struct ModelArgs {
     #[arg(long)]
     channels: Option<usize>,
     /// Condition the model on the data's class labels (gated architecture).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "condition_file")]
     conditional: Option<ConditionKind>,
+    /// Condition the model on vectors: a .npy float32 array [N, d], one row per image of the
+    /// training file (gated architecture).
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
 }
 
 /// What `train --conditional` conditions on.
@@ -143,6 +147,9 @@ struct EvalArgs {
     /// Also write a PNG of a few test images beside heat maps of their per-pixel NLL.
     #[arg(long)]
     heatmap: Option<PathBuf>,
+    /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -162,6 +169,18 @@ struct SampleArgs {
     /// For a class-conditional model: the class to draw, or `all` for n images of each class.
     #[arg(long)]
     class: Option<String>,
+    /// For a vector-conditional model: .npy float32 [N, d] of conditioning vectors.
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
+    /// Draw all n images from vector `index` of --condition-file.
+    #[arg(long, requires = "condition_file", conflicts_with = "interpolate")]
+    index: Option<usize>,
+    /// Walk from vector I to vector J of --condition-file: one grid row of n images per step.
+    #[arg(long, num_args = 2, value_names = ["I", "J"], requires = "condition_file")]
+    interpolate: Option<Vec<usize>>,
+    /// Steps of --interpolate, both ends included.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
     #[command(flatten)]
     drawing: DrawingArgs,
 }
@@ -203,6 +222,9 @@ struct CompleteArgs {
     /// Output PNG: one row per image, [original | occluded | completions...].
     #[arg(long)]
     out: PathBuf,
+    /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
     #[command(flatten)]
     drawing: DrawingArgs,
 }
@@ -275,10 +297,15 @@ fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .or_else(|| stored.as_ref().and_then(|c| c.data_dir.clone()));
+    let condition_file = args
+        .model
+        .condition_file
+        .clone()
+        .or_else(|| stored.as_ref().and_then(|c| c.condition_file.clone()));
     let data = DataSource::from_option(data_dir.clone())
-        .training()
+        .training(read_embeddings(condition_file.as_deref())?)
         .context("cannot load the training data")?;
-    let config = run_config(&args, stored.as_ref(), data_dir, &data.0)?;
+    let config = run_config(&args, stored.as_ref(), data_dir, condition_file, &data.0)?;
     run.create()?;
     run.write_config(&config)?;
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
@@ -300,8 +327,13 @@ fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The conditioning `train --conditional` asks for on `train_set`.
+/// The conditioning `train --conditional` or `--condition-file` asks for on `train_set`.
 fn conditioning(kind: Option<ConditionKind>, train_set: &ImageSet) -> anyhow::Result<Conditioning> {
+    if let Some(embeddings) = &train_set.embeddings {
+        return Ok(Conditioning::Embedding {
+            dim: embeddings.dim,
+        });
+    }
     match kind {
         None => Ok(Conditioning::None),
         Some(ConditionKind::Class) => match train_set.classes() {
@@ -316,6 +348,7 @@ fn run_config(
     args: &TrainArgs,
     stored: Option<&RunConfig>,
     data_dir: Option<PathBuf>,
+    condition_file: Option<PathBuf>,
     train_set: &ImageSet,
 ) -> anyhow::Result<RunConfig> {
     let m = &args.model;
@@ -348,8 +381,8 @@ fn run_config(
                     "--conditional",
                     m.conditional.map(|_| "class".to_string()),
                     match s.conditioning {
-                        Conditioning::None => "none".to_string(),
                         Conditioning::Class { .. } => "class".to_string(),
+                        _ => "none".to_string(),
                     },
                 ),
             ]
@@ -410,6 +443,7 @@ fn run_config(
         steps,
         interval,
         data_dir,
+        condition_file,
         image_height: train_set.height,
         image_width: train_set.width,
     })
@@ -418,7 +452,7 @@ fn run_config(
 fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     let checkpoint = run.load_checkpoint(device)?;
-    let test = test_images(args.data_dir, &config)?;
+    let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     test.check_conditioning(checkpoint.config.conditioning)?;
     let result = evaluate(
         &checkpoint.model,
@@ -455,9 +489,18 @@ const HEATMAP_IMAGES: usize = 8;
 
 /// The test images of a run: `data_dir`, else the run's own data; checked against the size the
 /// model was trained on.
-fn test_images(data_dir: Option<PathBuf>, config: &RunConfig) -> anyhow::Result<ImageSet> {
+/// Reads `--condition-file`, if given.
+fn read_embeddings(path: Option<&Path>) -> anyhow::Result<Option<Embeddings>> {
+    Ok(path.map(Embeddings::read_npy).transpose()?)
+}
+
+fn test_images(
+    data_dir: Option<PathBuf>,
+    condition_file: Option<&Path>,
+    config: &RunConfig,
+) -> anyhow::Result<ImageSet> {
     let test = DataSource::from_option(data_dir.or(config.data_dir.clone()))
-        .test()
+        .test(read_embeddings(condition_file)?)
         .context("cannot load the test data")?;
     if (test.height, test.width) != (config.image_height, config.image_width) {
         bail!(
@@ -497,16 +540,13 @@ fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     let options = sampling_options(&config, &args.drawing)?;
     let checkpoint = run.load_checkpoint(device)?;
-    let classes = sample_classes(
-        args.class.as_deref(),
-        checkpoint.config.conditioning,
-        args.n,
-    )?;
-    let count = classes.as_ref().map_or(args.n, Vec::len);
-    let condition = classes
-        .as_ref()
-        .zip(checkpoint.config.conditioning.dim())
-        .map(|(classes, dim)| one_hot(classes, dim, device));
+    let (vectors, columns) = sample_conditions(&args, checkpoint.config.conditioning)?;
+    let count = vectors.as_ref().map_or(args.n, Vec::len);
+    let condition = vectors.map(|rows| {
+        let dim = rows[0].len();
+        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        Tensor::<2>::from_data(TensorData::new(flat, [count, dim]), device)
+    });
     let mut rng = StdRng::seed_from_u64(args.drawing.seed);
     let images = sample(
         &checkpoint.model,
@@ -520,12 +560,7 @@ fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
         .iter()
         .map(|image| picture::levels_tile(image, options.levels, options.height, options.width))
         .collect();
-    let columns = match (args.nrow, args.class.as_deref()) {
-        (Some(columns), _) => columns,
-        // One row per class.
-        (None, Some("all")) => args.n,
-        (None, _) => (count as f64).sqrt().ceil() as usize,
-    };
+    let columns = args.nrow.unwrap_or(columns);
     picture::save_png(
         &picture::grid(&tiles, columns, args.drawing.scale),
         &args.out,
@@ -534,36 +569,97 @@ fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The class of each image to draw: `--class C` for all `n`, `--class all` for `n` of each
-/// class in turn; none for an unconditional model.
-fn sample_classes(
-    class: Option<&str>,
+/// The conditioning vector of each image to draw and the grid's default number of columns:
+/// `--class C` (n images) or `--class all` (a row of n per class) for a class-conditional
+/// model; `--index i` (n images) or `--interpolate i j` (a row of n per step) of
+/// `--condition-file` for a vector-conditional one; nothing for an unconditional model.
+fn sample_conditions(
+    args: &SampleArgs,
     conditioning: Conditioning,
-    n: usize,
-) -> anyhow::Result<Option<Vec<usize>>> {
-    match (conditioning, class) {
-        (Conditioning::None, None) => Ok(None),
-        (Conditioning::None, Some(_)) => {
-            bail!("--class needs a class-conditional model; this one is unconditional")
+) -> anyhow::Result<(Option<Vec<Vec<f32>>>, usize)> {
+    let n = args.n;
+    let square = |count: usize| (count as f64).sqrt().ceil() as usize;
+    let class = args.class.as_deref();
+    if class.is_some() && !matches!(conditioning, Conditioning::Class { .. }) {
+        bail!("--class needs a class-conditional model; this one is not");
+    }
+    if args.condition_file.is_some() && !matches!(conditioning, Conditioning::Embedding { .. }) {
+        bail!("--condition-file needs a vector-conditional model; this one is not");
+    }
+    match conditioning {
+        Conditioning::None => Ok((None, square(n))),
+        Conditioning::Class { classes } => {
+            let one_hot = |c: usize| {
+                (0..classes)
+                    .map(|i| if i == c { 1.0 } else { 0.0 })
+                    .collect()
+            };
+            match class {
+                None => bail!(
+                    "this model is class-conditional: pass --class 0..{} or --class all",
+                    classes - 1
+                ),
+                Some("all") => {
+                    let rows = (0..classes)
+                        .flat_map(|c| std::iter::repeat_n(one_hot(c), n))
+                        .collect();
+                    Ok((Some(rows), n))
+                }
+                Some(text) => match text.parse::<usize>() {
+                    Ok(c) if c < classes => Ok((Some(vec![one_hot(c); n]), square(n))),
+                    _ => bail!(
+                        "--class must be a class 0..{} or `all`, got `{text}`",
+                        classes - 1
+                    ),
+                },
+            }
         }
-        (Conditioning::Class { classes }, None) => {
-            bail!(
-                "this model is class-conditional: pass --class 0..{} or --class all",
-                classes - 1
-            )
+        Conditioning::Embedding { dim } => {
+            let Some(path) = &args.condition_file else {
+                bail!(
+                    "this model is conditioned on vectors of dimension {dim}: pass --condition-file with --index or --interpolate"
+                );
+            };
+            let vectors = Embeddings::read_npy(path)?;
+            if vectors.dim != dim {
+                bail!(
+                    "{}: vectors of dimension {}, but the model was trained on dimension {dim}",
+                    path.display(),
+                    vectors.dim
+                );
+            }
+            let row = |i: usize| -> anyhow::Result<&[f32]> {
+                if i >= vectors.len() {
+                    bail!(
+                        "{}: there is no vector {i}; the file holds {}",
+                        path.display(),
+                        vectors.len()
+                    );
+                }
+                Ok(vectors.row(i))
+            };
+            match (args.index, args.interpolate.as_deref()) {
+                (Some(i), _) => Ok((Some(vec![row(i)?.to_vec(); n]), square(n))),
+                (None, Some(&[a, b])) => {
+                    if args.steps < 2 {
+                        bail!("--steps must be at least 2");
+                    }
+                    let (a, b) = (row(a)?, row(b)?);
+                    let rows = (0..args.steps)
+                        .flat_map(|step| {
+                            let t = step as f32 / (args.steps - 1) as f32;
+                            let h: Vec<f32> =
+                                a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
+                            std::iter::repeat_n(h, n)
+                        })
+                        .collect();
+                    Ok((Some(rows), n))
+                }
+                _ => {
+                    bail!("pass --index I or --interpolate I J to choose the conditioning vectors")
+                }
+            }
         }
-        (Conditioning::Class { classes }, Some("all")) => Ok(Some(
-            (0..classes)
-                .flat_map(|c| std::iter::repeat_n(c, n))
-                .collect(),
-        )),
-        (Conditioning::Class { classes }, Some(text)) => match text.parse::<usize>() {
-            Ok(c) if c < classes => Ok(Some(vec![c; n])),
-            _ => bail!(
-                "--class must be a class 0..{} or `all`, got `{text}`",
-                classes - 1
-            ),
-        },
     }
 }
 
@@ -580,7 +676,7 @@ fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     if args.n == 0 || args.samples == 0 {
         bail!("--n and --samples must be at least 1");
     }
-    let test = test_images(args.data_dir, &config)?;
+    let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     let count = args.n.min(test.len());
     let checkpoint = run.load_checkpoint(device)?;
     let originals: Vec<Vec<u8>> = (0..count)

@@ -214,12 +214,8 @@ fn finish_interval(
         temperature: 1.0,
         sampler: Sampler::Cached,
     };
-    let (classes, columns) = grid_classes(config.model.conditioning);
-    let condition = classes
-        .as_ref()
-        .zip(config.model.conditioning.dim())
-        .map(|(classes, dim)| one_hot(classes, dim, device));
-    let count = classes.as_ref().map_or(GRID_IMAGES, Vec::len);
+    let (count, condition, columns) =
+        grid_conditions(config.model.conditioning, validation, device);
     let mut rng = StdRng::seed_from_u64(GRID_SEED);
     let images = sample(&inference, count, condition, options, &mut rng, device);
     let tiles: Vec<_> = images
@@ -234,15 +230,29 @@ fn finish_interval(
     Ok(metrics)
 }
 
-/// The classes of the sample grid's images (two rows: each class twice, one per column) and
-/// its number of columns; no classes for an unconditional model's 4×4 grid.
-fn grid_classes(conditioning: Conditioning) -> (Option<Vec<usize>>, usize) {
+/// The number of images in the sample grid, their conditions and the grid's columns: a 4×4 grid
+/// for an unconditional model, each class twice (one class per column) for a class-conditional
+/// one, the vectors of the first 16 validation images for an embedding-conditional one.
+fn grid_conditions(
+    conditioning: Conditioning,
+    validation: &ImageSet,
+    device: &Device,
+) -> (usize, Option<Tensor<2>>, usize) {
     match conditioning {
-        Conditioning::None => (None, 4),
-        Conditioning::Class { classes } => (
-            Some((0..2 * classes).map(|i| i % classes).collect()),
-            classes,
-        ),
+        Conditioning::None => (GRID_IMAGES, None, 4),
+        Conditioning::Class { classes } => {
+            let labels: Vec<usize> = (0..2 * classes).map(|i| i % classes).collect();
+            (
+                labels.len(),
+                Some(one_hot(&labels, classes, device)),
+                classes,
+            )
+        }
+        Conditioning::Embedding { .. } => {
+            let indices: Vec<usize> = (0..GRID_IMAGES.min(validation.len())).collect();
+            let condition = validation.condition(&indices, conditioning, device);
+            (indices.len(), condition, 4)
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! The `pixelcnn` binary end to end on a tiny synthetic data set, and its error messages: every
 //! bad input ends with one clear message and a non-zero exit code, never a panic.
 
+mod common;
+
 use std::path::Path;
+
+use common::{f32_bytes, idx_bytes, npy};
 use std::process::{Command, Output};
 
 fn pixelcnn(args: &[&str]) -> Output {
@@ -28,12 +32,7 @@ fn assert_fails_with(args: &[&str], needle: &str) {
 }
 
 fn write_idx(path: &Path, dims: &[u32], body: &[u8]) {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(body);
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, idx_bytes(dims, body)).unwrap();
 }
 
 /// A folder of `size`×`size` images: a bright square on a dark background, shifted around.
@@ -455,5 +454,152 @@ fn class_conditional_train_sample_eval() {
             "pixelcnn",
         ],
         "conditioning needs the gated architecture",
+    );
+}
+
+#[test]
+fn vector_conditional_train_sample_interpolate_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let vectors =
+        |count: usize| -> Vec<f32> { (0..count * 3).map(|i| ((i * 7) % 5) as f32 / 5.0).collect() };
+    let (train_h, test_h, wrong_h) = (
+        dir.path().join("train.npy"),
+        dir.path().join("test.npy"),
+        dir.path().join("wrong.npy"),
+    );
+    std::fs::write(
+        &train_h,
+        npy("<f4", &[40, 3], false, &f32_bytes(&vectors(40))),
+    )
+    .unwrap();
+    std::fs::write(
+        &test_h,
+        npy("<f4", &[10, 3], false, &f32_bytes(&vectors(10))),
+    )
+    .unwrap();
+    std::fs::write(
+        &wrong_h,
+        npy("<f4", &[10, 2], false, &f32_bytes(&[0.0; 20])),
+    )
+    .unwrap();
+    let mut args = vec![
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--condition-file",
+        train_h.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY);
+    let output = pixelcnn(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["conditioning"]["kind"], "embedding");
+    assert_eq!(config["model"]["conditioning"]["dim"], 3);
+
+    let (run_arg, test_arg) = (run.to_str().unwrap(), test_h.to_str().unwrap());
+    let out = dir.path().join("walk.png");
+    let out_arg = out.to_str().unwrap();
+    let output = pixelcnn(&[
+        "sample",
+        "--run",
+        run_arg,
+        "--condition-file",
+        test_arg,
+        "--interpolate",
+        "0",
+        "4",
+        "--steps",
+        "3",
+        "--n",
+        "2",
+        "--out",
+        out_arg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // One row of 2 images per interpolation step.
+    let grid = image::open(&out).unwrap();
+    assert_eq!((grid.width(), grid.height()), (2 * 34 + 2, 3 * 34 + 2));
+    let output = pixelcnn(&[
+        "sample",
+        "--run",
+        run_arg,
+        "--condition-file",
+        test_arg,
+        "--index",
+        "3",
+        "--n",
+        "2",
+        "--out",
+        out_arg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = pixelcnn(&[
+        "eval",
+        "--run",
+        run_arg,
+        "--condition-file",
+        test_arg,
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    assert_fails_with(
+        &["sample", "--run", run_arg, "--out", out_arg],
+        "pass --condition-file",
+    );
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            run_arg,
+            "--condition-file",
+            test_arg,
+            "--out",
+            out_arg,
+        ],
+        "pass --index I or --interpolate I J",
+    );
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            run_arg,
+            "--condition-file",
+            test_arg,
+            "--index",
+            "10",
+            "--out",
+            out_arg,
+        ],
+        "there is no vector 10",
+    );
+    assert_fails_with(
+        &[
+            "eval",
+            "--run",
+            run_arg,
+            "--condition-file",
+            wrong_h.to_str().unwrap(),
+        ],
+        "dimension 2, but the model was trained on dimension 3",
+    );
+    assert_fails_with(&["eval", "--run", run_arg], "pass --condition-file");
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            dir.path().join("r2").to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--condition-file",
+            test_arg,
+        ],
+        "40 images but 10 conditioning vectors",
     );
 }

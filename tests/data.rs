@@ -4,17 +4,10 @@ use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use pixelcnn::data::{DataSource, ImageSet, dequantize, idx, quantize};
+mod common;
 
-/// An IDX file of unsigned bytes with the given dimensions and body.
-fn idx_bytes(dims: &[u32], body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(body);
-    bytes
-}
+use common::{f32_bytes, idx_bytes, npy};
+use pixelcnn::data::{DataSource, Embeddings, ImageSet, dequantize, idx, quantize};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -117,11 +110,11 @@ fn loads_a_folder_of_gzipped_and_raw_files() {
     )
     .unwrap();
     let source = DataSource::Folder(dir.path().to_path_buf());
-    let (train, validation) = source.training().unwrap();
+    let (train, validation) = source.training(None).unwrap();
     assert_eq!((train.len(), validation.len()), (18, 2));
     assert_eq!((train.height, train.width), (5, 6));
     assert_eq!(validation.image(1), &pixels[19 * 30..]);
-    let missing = source.test().unwrap_err().to_string();
+    let missing = source.test(None).unwrap_err().to_string();
     assert!(missing.contains("no t10k-images-idx3-ubyte"), "{missing}");
 }
 
@@ -139,7 +132,7 @@ fn mismatched_label_file_in_a_folder_is_reported_with_its_path() {
     )
     .unwrap();
     let error = DataSource::Folder(dir.path().to_path_buf())
-        .test()
+        .test(None)
         .unwrap_err()
         .to_string();
     assert!(error.contains("t10k-images-idx3-ubyte"), "{error}");
@@ -148,9 +141,65 @@ fn mismatched_label_file_in_a_folder_is_reported_with_its_path() {
 
 #[test]
 fn embedded_mnist_is_the_test_set_split_9000_1000() {
-    let (train, validation) = DataSource::Embedded.training().unwrap();
+    let (train, validation) = DataSource::Embedded.training(None).unwrap();
     assert_eq!((train.len(), validation.len()), (9_000, 1_000));
     assert_eq!((train.height, train.width), (28, 28));
     assert_eq!(validation.labels.as_ref().map(Vec::len), Some(1_000));
-    assert_eq!(DataSource::Embedded.test().unwrap(), validation);
+    assert_eq!(DataSource::Embedded.test(None).unwrap(), validation);
+}
+
+#[test]
+fn reads_conditioning_vectors_from_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.npy");
+    let values = [0.5f32, -1.0, 2.0, 3.5, 0.0, 1.25];
+    std::fs::write(&path, npy("<f4", &[3, 2], false, &f32_bytes(&values))).unwrap();
+    let embeddings = Embeddings::read_npy(&path).unwrap();
+    assert_eq!((embeddings.len(), embeddings.dim), (3, 2));
+    assert_eq!(embeddings.row(1), &[2.0, 3.5]);
+}
+
+#[test]
+fn bad_npy_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.npy");
+    let error = |bytes: Vec<u8>| {
+        std::fs::write(&path, bytes).unwrap();
+        Embeddings::read_npy(&path).unwrap_err().to_string()
+    };
+    let body = f32_bytes(&[1.0; 6]);
+    assert!(error(b"not numpy at all".to_vec()).contains("not a valid .npy file"));
+    assert!(error(npy("<f4", &[6], false, &body)).contains("2-dimensional"));
+    assert!(error(npy("<f4", &[3, 2], true, &body)).contains("Fortran order"));
+    assert!(error(npy("<f4", &[30, 2], false, &body)).contains("truncated"));
+    assert!(error(npy("<f4", &[3, 0], false, &[])).contains("dimension 0"));
+    assert!(error(npy("<i4", &[3, 2], false, &body)).contains("float32"));
+}
+
+#[test]
+fn conditioning_vectors_must_match_the_images() {
+    let set = ImageSet::from_idx(
+        idx::IdxArray {
+            dims: vec![3, 2, 2],
+            data: vec![0; 12],
+        },
+        None,
+    )
+    .unwrap();
+    let two = Embeddings {
+        dim: 4,
+        values: vec![0.0; 8],
+    };
+    let error = set.clone().with_embeddings(two).unwrap_err().to_string();
+    assert!(
+        error.contains("3 images but 2 conditioning vectors"),
+        "{error}"
+    );
+    let three = Embeddings {
+        dim: 4,
+        values: (0..12).map(|v| v as f32).collect(),
+    };
+    let (first, last) = set.with_embeddings(three).unwrap().split_tail(1);
+    assert_eq!(first.embeddings.unwrap().len(), 2);
+    assert_eq!(last.embeddings.unwrap().row(0), &[8.0, 9.0, 10.0, 11.0]);
 }

@@ -11,7 +11,7 @@ use pixelcnn::train::{Metrics, Outcome, train};
 
 /// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
 fn small_mnist(count: usize) -> ImageSet {
-    let (train, _) = DataSource::Embedded.training().unwrap();
+    let (train, _) = DataSource::Embedded.training(None).unwrap();
     let mut pixels = Vec::with_capacity(count * 196);
     for index in 0..count {
         let image = train.image(index);
@@ -26,6 +26,7 @@ fn small_mnist(count: usize) -> ImageSet {
         width: 14,
         pixels,
         labels: None,
+        embeddings: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn config(steps: usize, interval: usize) -> RunConfig {
         steps,
         interval,
         data_dir: None,
+        condition_file: None,
         image_height: 14,
         image_width: 14,
     }

@@ -2,6 +2,7 @@
 //! K-level quantisation `level = ⌊v·K/256⌋` of PixelCNN's discrete softmax (arXiv 1601.06759,
 //! Section 2.2), and batching into tensors.
 
+pub mod embedding;
 pub mod idx;
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use crate::model::{Conditioning, one_hot};
+pub use embedding::Embeddings;
 
 /// Why a data set could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +22,15 @@ pub enum DataError {
 }
 
 /// Grayscale images with optional labels, stored as bytes `0..=255`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageSet {
     pub height: usize,
     pub width: usize,
     /// `len · height · width` bytes, image after image, row after row.
     pub pixels: Vec<u8>,
     pub labels: Option<Vec<u8>>,
+    /// One conditioning vector per image, if given.
+    pub embeddings: Option<Embeddings>,
 }
 
 impl ImageSet {
@@ -63,7 +67,21 @@ impl ImageSet {
             width,
             pixels: images.data,
             labels,
+            embeddings: None,
         })
+    }
+
+    /// Attaches one conditioning vector per image.
+    pub fn with_embeddings(mut self, embeddings: Embeddings) -> Result<Self, DataError> {
+        if embeddings.len() != self.len() {
+            return Err(DataError::Format(format!(
+                "{} images but {} conditioning vectors: the condition file does not belong to this data",
+                self.len(),
+                embeddings.len()
+            )));
+        }
+        self.embeddings = Some(embeddings);
+        Ok(self)
     }
 
     pub fn len(&self) -> usize {
@@ -85,19 +103,15 @@ impl ImageSet {
         let keep = self.len() - count.min(self.len());
         let tail_pixels = self.pixels.split_off(keep * self.height * self.width);
         let tail_labels = self.labels.as_mut().map(|labels| labels.split_off(keep));
+        let tail_embeddings = self.embeddings.as_mut().map(|e| e.split_off(keep));
         let tail = Self {
             height: self.height,
             width: self.width,
             pixels: tail_pixels,
             labels: tail_labels,
+            embeddings: tail_embeddings,
         };
         (self, tail)
-    }
-
-    /// The first `count` images (all of them if there are fewer).
-    pub fn take(self, count: usize) -> Self {
-        let surplus = self.len().saturating_sub(count);
-        self.split_tail(surplus).0
     }
 
     /// The conditioning vectors h `[B, d]` of the images at `indices`, or `None` for an
@@ -115,13 +129,29 @@ impl ImageSet {
                 let chosen: Vec<usize> = indices.iter().map(|&i| usize::from(labels[i])).collect();
                 Some(one_hot(&chosen, classes, device))
             }
+            Conditioning::Embedding { dim } => {
+                let embeddings = self
+                    .embeddings
+                    .as_ref()
+                    .expect("checked: the set has vectors");
+                let values: Vec<f32> = indices
+                    .iter()
+                    .flat_map(|&i| embeddings.row(i).to_vec())
+                    .collect();
+                Some(Tensor::from_data(
+                    TensorData::new(values, [indices.len(), dim]),
+                    device,
+                ))
+            }
         }
     }
 
     /// Checks that the set has what `conditioning` needs: labels below the number of classes.
     pub fn check_conditioning(&self, conditioning: Conditioning) -> Result<(), DataError> {
-        let Conditioning::Class { classes } = conditioning else {
-            return Ok(());
+        let classes = match conditioning {
+            Conditioning::None => return Ok(()),
+            Conditioning::Class { classes } => classes,
+            Conditioning::Embedding { dim } => return self.check_embeddings(dim),
         };
         let labels = self.labels.as_ref().ok_or_else(|| {
             DataError::Format(
@@ -133,6 +163,19 @@ impl ImageSet {
                 "label {label} is out of range for a model of {classes} classes"
             ))),
             None => Ok(()),
+        }
+    }
+
+    fn check_embeddings(&self, dim: usize) -> Result<(), DataError> {
+        match &self.embeddings {
+            None => Err(DataError::Format(
+                "this model is conditioned on vectors: pass --condition-file with one vector per image".into(),
+            )),
+            Some(e) if e.dim != dim => Err(DataError::Format(format!(
+                "the condition file holds vectors of dimension {}, but the model was trained on dimension {dim}",
+                e.dim
+            ))),
+            Some(_) => Ok(()),
         }
     }
 
@@ -194,30 +237,45 @@ impl DataSource {
     }
 
     /// Training and validation images. For a folder, the last 10% of the training file (at most
-    /// 5,000 images) is held out for validation.
-    pub fn training(&self) -> Result<(ImageSet, ImageSet), DataError> {
-        match self {
-            Self::Embedded => Ok(embedded()?.split_tail(EMBEDDED_HELD_OUT)),
+    /// 5,000 images) is held out for validation. `embeddings` has one vector per image of the
+    /// whole training file (for the embedded set: of all 10,000 images).
+    pub fn training(
+        &self,
+        embeddings: Option<Embeddings>,
+    ) -> Result<(ImageSet, ImageSet), DataError> {
+        let (set, held_out) = match self {
+            Self::Embedded => (embedded()?, EMBEDDED_HELD_OUT),
             Self::Folder(dir) => {
                 let set = load_pair(dir, "train")?;
-                let held_out = (set.len() / 10).clamp(1, MAX_VALIDATION);
                 if set.len() < 2 {
                     return Err(DataError::Format(format!(
                         "{}: at least 2 training images are needed (one for validation)",
                         dir.display()
                     )));
                 }
-                Ok(set.split_tail(held_out))
+                let held_out = (set.len() / 10).clamp(1, MAX_VALIDATION);
+                (set, held_out)
             }
-        }
+        };
+        Ok(with_optional(set, embeddings)?.split_tail(held_out))
     }
 
-    /// The evaluation images.
-    pub fn test(&self) -> Result<ImageSet, DataError> {
+    /// The evaluation images; `embeddings` has one vector per image of the whole test file (for
+    /// the embedded set: of all 10,000 images).
+    pub fn test(&self, embeddings: Option<Embeddings>) -> Result<ImageSet, DataError> {
         match self {
-            Self::Embedded => Ok(embedded()?.split_tail(EMBEDDED_HELD_OUT).1),
-            Self::Folder(dir) => load_pair(dir, "t10k"),
+            Self::Embedded => Ok(with_optional(embedded()?, embeddings)?
+                .split_tail(EMBEDDED_HELD_OUT)
+                .1),
+            Self::Folder(dir) => with_optional(load_pair(dir, "t10k")?, embeddings),
         }
+    }
+}
+
+fn with_optional(set: ImageSet, embeddings: Option<Embeddings>) -> Result<ImageSet, DataError> {
+    match embeddings {
+        Some(embeddings) => set.with_embeddings(embeddings),
+        None => Ok(set),
     }
 }
 

@@ -34,6 +34,8 @@ pub enum Conditioning {
     None,
     /// h is a one-hot class label among `classes`.
     Class { classes: usize },
+    /// h is any real vector of dimension `dim`, one per image.
+    Embedding { dim: usize },
 }
 
 impl Conditioning {
@@ -42,6 +44,7 @@ impl Conditioning {
         match self {
             Conditioning::None => None,
             Conditioning::Class { classes } => Some(classes),
+            Conditioning::Embedding { dim } => Some(dim),
         }
     }
 }
@@ -112,7 +115,7 @@ impl PixelCnnConfig {
             return Err("conditioning needs the gated architecture (--arch gated)".into());
         }
         if self.conditioning.dim() == Some(0) {
-            return Err("a conditional model needs at least one class".into());
+            return Err("a conditional model needs at least one class or dimension".into());
         }
         for (name, value) in [("first kernel", self.first_kernel), ("kernel", self.kernel)] {
             if value % 2 == 0 {

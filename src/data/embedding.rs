@@ -1,0 +1,81 @@
+//! Conditioning vectors read from a file: one real vector h per image, for the
+//! embedding-conditional PixelCNN of arXiv 1606.05328, Section 2.3 (there: face embeddings).
+//! The file is a NumPy `.npy` array of float32, shape `[N, d]`, in C order.
+
+use std::path::Path;
+
+use npyz::{NpyFile, Order};
+
+use super::DataError;
+
+/// `count` vectors of `dim` values each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub dim: usize,
+    /// Row-major `[count][dim]`.
+    pub values: Vec<f32>,
+}
+
+impl Embeddings {
+    /// Reads a `.npy` file of float32 `[N, d]`.
+    pub fn read_npy(path: &Path) -> Result<Self, DataError> {
+        let error = |message: String| DataError::File {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        Self::parse_npy(&bytes).map_err(error)
+    }
+
+    fn parse_npy(bytes: &[u8]) -> Result<Self, String> {
+        let file = NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
+        let &[count, dim] = file.shape() else {
+            return Err(format!(
+                "expected a 2-dimensional array [images, d], got shape {:?}",
+                file.shape()
+            ));
+        };
+        if file.order() != Order::C {
+            return Err("the array is in Fortran order; save it in C order".into());
+        }
+        if dim == 0 {
+            return Err("the vectors have dimension 0".into());
+        }
+        // Refuse a header that promises more data than the file holds before reading it.
+        let needed = count.checked_mul(dim).and_then(|n| n.checked_mul(4));
+        if needed.is_none_or(|needed| needed > bytes.len() as u64) {
+            return Err(format!(
+                "shape [{count}, {dim}] needs more float32 values than the file holds (truncated?)"
+            ));
+        }
+        let dtype = file.dtype();
+        let values: Vec<f32> = file
+            .into_vec()
+            .map_err(|e| format!("expected float32 values ({dtype:?}): {e}"))?;
+        Ok(Self {
+            dim: dim as usize,
+            values,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len() / self.dim
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The vector of image `index`.
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.values[index * self.dim..(index + 1) * self.dim]
+    }
+
+    /// Splits off the vectors from row `at` on.
+    pub fn split_off(&mut self, at: usize) -> Self {
+        Self {
+            dim: self.dim,
+            values: self.values.split_off(at * self.dim),
+        }
+    }
+}
