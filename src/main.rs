@@ -16,7 +16,7 @@ use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{DataSource, Embeddings, ImageSet, quantize};
 use pixelcnn::device::DeviceChoice;
 use pixelcnn::evaluate::{evaluate, heatmap};
-use pixelcnn::model::{Architecture, Conditioning, PixelCnnConfig};
+use pixelcnn::model::{Architecture, Conditioning, PixelCnnConfig, SpatialMap};
 use pixelcnn::picture;
 use pixelcnn::plot::{loss_plot, read_metrics};
 use pixelcnn::sample::{Sampler, SamplingOptions, complete, sample};
@@ -124,6 +124,19 @@ struct ModelArgs {
     /// training file (gated architecture).
     #[arg(long)]
     condition_file: Option<PathBuf>,
+    /// How the condition enters each layer: `vector` adds V·h; `deconv` maps h to a spatial map
+    /// s = m(h) with a deconvolution network and adds V*s, so it can depend on location.
+    #[arg(long, value_enum)]
+    condition_map: Option<ConditionMap>,
+}
+
+/// `train --condition-map`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ConditionMap {
+    /// h enters every layer directly (a bias per channel).
+    Vector,
+    /// s = m(h), a learned deconvolution network's map of the image's size.
+    Deconv,
 }
 
 /// What `train --conditional` conditions on.
@@ -378,6 +391,19 @@ fn run_config(
                     s.channels.to_string(),
                 ),
                 (
+                    "--condition-map",
+                    m.condition_map.map(|map| match map {
+                        ConditionMap::Vector => "vector".to_string(),
+                        ConditionMap::Deconv => "deconv".to_string(),
+                    }),
+                    if s.spatial.is_some() {
+                        "deconv"
+                    } else {
+                        "vector"
+                    }
+                    .to_string(),
+                ),
+                (
                     "--conditional",
                     m.conditional.map(|_| "class".to_string()),
                     match s.conditioning {
@@ -405,7 +431,14 @@ fn run_config(
             .with_arch(m.arch.unwrap_or(Architecture::Gated))
             .with_layers(m.layers.unwrap_or(6))
             .with_channels(m.channels.unwrap_or(16))
-            .with_conditioning(conditioning(m.conditional, train_set)?),
+            .with_conditioning(conditioning(m.conditional, train_set)?)
+            .with_spatial(
+                (m.condition_map == Some(ConditionMap::Deconv)).then(|| SpatialMap {
+                    channels: m.channels.unwrap_or(16),
+                    height: train_set.height,
+                    width: train_set.width,
+                }),
+            ),
     };
     model.validate().map_err(anyhow::Error::msg)?;
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {

@@ -2,7 +2,7 @@
 //! and, with the same random numbers, the same images as the naive sampler.
 
 use burn::prelude::*;
-use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
+use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, SpatialMap, one_hot};
 use pixelcnn::sample::cached::CachedGatedPixelCnn;
 use pixelcnn::sample::{Sampler, SamplingOptions, sample};
 use rand::SeedableRng;
@@ -105,12 +105,25 @@ fn cached_and_naive_samplers_draw_identical_images() {
 
 #[test]
 fn cached_sampler_follows_the_class_condition() {
-    let device = Device::flex();
-    let model = PixelCnnConfig::new(4)
+    let config = PixelCnnConfig::new(4)
         .with_layers(4)
         .with_channels(8)
-        .with_conditioning(Conditioning::Class { classes: 3 })
-        .init_seeded(&device, 21);
+        .with_conditioning(Conditioning::Class { classes: 3 });
+    follows_the_condition(config.clone().init_seeded(&Device::flex(), 21));
+    let map = SpatialMap {
+        channels: 5,
+        height: HEIGHT,
+        width: WIDTH,
+    };
+    follows_the_condition(
+        config
+            .with_spatial(Some(map))
+            .init_seeded(&Device::flex(), 22),
+    );
+}
+
+fn follows_the_condition(model: PixelCnn) {
+    let device = Device::flex();
     let classes = [0, 2, 1, 2];
     let draw = |sampler| {
         let options = SamplingOptions {

@@ -3,7 +3,7 @@
 //! PixelCNN every earlier pixel in reach does change them (no blind spot).
 
 use burn::prelude::*;
-use pixelcnn::model::{Architecture, Conditioning, PixelCnn, PixelCnnConfig, one_hot};
+use pixelcnn::model::{Architecture, Conditioning, PixelCnn, PixelCnnConfig, SpatialMap, one_hot};
 
 const LEVELS: usize = 4;
 
@@ -125,11 +125,27 @@ fn class_conditional(layers: usize) -> PixelCnn {
         .init_seeded(&Device::flex(), 8)
 }
 
+/// Class-conditional through a spatial map s = m(h) of the 8×8 image size.
+fn map_conditional(layers: usize) -> PixelCnn {
+    config(layers)
+        .with_conditioning(Conditioning::Class { classes: 3 })
+        .with_spatial(Some(SpatialMap {
+            channels: 4,
+            height: 8,
+            width: 8,
+        }))
+        .init_seeded(&Device::flex(), 9)
+}
+
 #[test]
 fn class_conditioning_keeps_causality_and_no_blind_spot() {
-    let model = class_conditional(4);
+    assert_causal_without_blind_spot(&class_conditional(4));
+    assert_causal_without_blind_spot(&map_conditional(4));
+}
+
+fn assert_causal_without_blind_spot(model: &PixelCnn) {
     for class in [0, 2] {
-        let effects = perturbation_effects_given(&model, 8, 8, Some(class));
+        let effects = perturbation_effects_given(model, 8, 8, Some(class));
         for (q, row) in effects.iter().enumerate() {
             for (p, &effect) in row.iter().enumerate() {
                 if p <= q {
@@ -147,8 +163,12 @@ fn class_conditioning_keeps_causality_and_no_blind_spot() {
 
 #[test]
 fn the_class_changes_the_prediction_at_every_pixel() {
+    assert_class_matters_everywhere(&class_conditional(3));
+    assert_class_matters_everywhere(&map_conditional(3));
+}
+
+fn assert_class_matters_everywhere(model: &PixelCnn) {
     let device = Device::flex();
-    let model = class_conditional(3);
     let levels: Vec<i64> = (0..64).map(|i| (i % LEVELS) as i64).collect();
     let input = Tensor::<4, Int>::from_data(TensorData::new(levels, [1, 1, 8, 8]), &device);
     let logits_for = |class: usize| -> Vec<f32> {

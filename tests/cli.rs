@@ -603,3 +603,67 @@ fn vector_conditional_train_sample_interpolate_eval() {
         "40 images but 10 conditioning vectors",
     );
 }
+
+#[test]
+fn spatial_condition_map_trains_and_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut args = vec![
+        "train",
+        "--out",
+        run_arg,
+        "--data-dir",
+        data_arg,
+        "--conditional",
+        "class",
+        "--condition-map",
+        "deconv",
+    ];
+    args.extend_from_slice(TINY);
+    let output = pixelcnn(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["spatial"]["height"], 8);
+    let out = dir.path().join("s.png");
+    let output = pixelcnn(&[
+        "sample",
+        "--run",
+        run_arg,
+        "--class",
+        "all",
+        "--n",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = pixelcnn(&["eval", "--run", run_arg]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            dir.path().join("r2").to_str().unwrap(),
+            "--data-dir",
+            data_arg,
+            "--condition-map",
+            "deconv",
+        ],
+        "a spatial condition map needs a conditioning",
+    );
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            run_arg,
+            "--resume",
+            "--condition-map",
+            "vector",
+        ],
+        "--condition-map vector (the run has deconv)",
+    );
+}

@@ -18,6 +18,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
 use super::head::OutputHead;
+use super::spatial::Deconvolution;
 use super::{PixelCnnConfig, conv1x1, input_to_float};
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
@@ -25,6 +26,8 @@ use super::{PixelCnnConfig, conv1x1, input_to_float};
 #[derive(Module, Debug)]
 pub struct GatedPixelCnn {
     pub(crate) layers: Vec<GatedLayer>,
+    /// m of Section 2.3, for location-dependent conditioning.
+    pub(crate) condition_map: Option<Deconvolution>,
     pub(crate) head: OutputHead,
     pub(crate) levels: usize,
 }
@@ -48,13 +51,22 @@ impl GatedPixelCnn {
                         config.kernel
                     },
                     first,
-                    condition_dim: config.conditioning.dim(),
+                    condition_dim: match config.spatial {
+                        Some(map) => Some(map.channels),
+                        None => config.conditioning.dim(),
+                    },
+                    spatial: config.spatial.is_some(),
                 }
                 .init(device)
             })
             .collect();
+        let condition_map = config
+            .spatial
+            .zip(config.conditioning.dim())
+            .map(|(map, dim)| Deconvolution::new(dim, map, device));
         Self {
             layers,
+            condition_map,
             head: OutputHead::new(config, device),
             levels: config.levels,
         }
@@ -64,10 +76,21 @@ impl GatedPixelCnn {
     /// conditional model, the conditioning vectors h `[B, d]`.
     pub fn forward(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Tensor<4> {
         let x = input_to_float(levels, self.levels);
+        let [_, _, height, width] = x.dims();
         let (mut vertical, mut horizontal) = (x.clone(), x);
+        let condition = match (&self.condition_map, condition) {
+            // The map covers the whole image; an input of its top rows gets the top of the map.
+            (Some(map), Some(h)) => Some(Condition::Map(
+                map.forward(h.clone())
+                    .narrow(2, 0, height)
+                    .narrow(3, 0, width),
+            )),
+            (None, Some(h)) => Some(Condition::Vector(h.clone())),
+            (_, None) => None,
+        };
         let mut skips: Option<Tensor<4>> = None;
         for layer in &self.layers {
-            let (v, h, skip) = layer.forward(vertical, horizontal, condition);
+            let (v, h, skip) = layer.forward(vertical, horizontal, condition.as_ref());
             vertical = v;
             horizontal = h;
             skips = Some(match skips {
@@ -88,8 +111,10 @@ pub struct GatedLayerConfig {
     kernel: usize,
     /// The first layer must not see the current pixel ("mask A") and has no residual.
     first: bool,
-    /// Size of the conditioning vector h, if any.
+    /// Size of the conditioning vector h, or channels of the map s, if any.
     condition_dim: Option<usize>,
+    /// Condition through a map s (1×1 convolutions) rather than a vector h (linear layer).
+    spatial: bool,
 }
 
 impl GatedLayerConfig {
@@ -119,7 +144,13 @@ impl GatedLayerConfig {
             horizontal_output: conv1x1(c, c, device),
             condition: self
                 .condition_dim
+                .filter(|_| !self.spatial)
                 .map(|d| LinearConfig::new(d, 4 * c).with_bias(false).init(device)),
+            condition_map: self.condition_dim.filter(|_| self.spatial).map(|s| {
+                Conv2dConfig::new([s, 4 * c], [1, 1])
+                    .with_bias(false)
+                    .init(device)
+            }),
             first: self.first,
         }
     }
@@ -139,7 +170,15 @@ pub struct GatedLayer {
     /// `V h` of Section 2.3: the conditioning vector's contribution to the pre-activations of
     /// the vertical stack (first 2C outputs) and of the horizontal stack (last 2C).
     pub(crate) condition: Option<Linear>,
+    /// `V * s`: the same for a condition map s, as a 1×1 convolution.
+    pub(crate) condition_map: Option<Conv2d>,
     pub(crate) first: bool,
+}
+
+/// What a layer is conditioned on: h itself, or the map s = m(h).
+pub enum Condition {
+    Vector(Tensor<2>),
+    Map(Tensor<4>),
 }
 
 impl GatedLayer {
@@ -148,7 +187,7 @@ impl GatedLayer {
         &self,
         vertical_in: Tensor<4>,
         horizontal_in: Tensor<4>,
-        condition: Option<&Tensor<2>>,
+        condition: Option<&Condition>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, _, height, width] = vertical_in.dims();
         let padded = self
@@ -159,11 +198,8 @@ impl GatedLayer {
             .forward(padded.clone().narrow(2, 0, height));
         let mut vertical = padded.narrow(2, 1, height) + self.vertical_input.forward(vertical_in);
         let mut link = link;
-        if let (Some(linear), Some(h)) = (&self.condition, condition) {
-            let channels = linear.weight.dims()[1];
-            let [on_vertical, on_horizontal] = linear
-                .forward(h.clone())
-                .reshape([batch, channels, 1, 1])
+        if let Some(added) = self.condition_terms(condition, batch) {
+            let [on_vertical, on_horizontal] = added
                 .chunk(2, 1)
                 .try_into()
                 .expect("4C conditioning outputs");
@@ -183,6 +219,21 @@ impl GatedLayer {
             horizontal_out = horizontal_out + horizontal_in;
         }
         (vertical_out, horizontal_out, skip)
+    }
+}
+
+impl GatedLayer {
+    /// `V h` as `[B, 4C, 1, 1]` or `V * s` as `[B, 4C, H, W]`: 2C for the vertical stack's
+    /// pre-activations, then 2C for the horizontal stack's.
+    fn condition_terms(&self, condition: Option<&Condition>, batch: usize) -> Option<Tensor<4>> {
+        match (condition?, &self.condition, &self.condition_map) {
+            (Condition::Vector(h), Some(linear), _) => {
+                let outputs = linear.weight.dims()[1];
+                Some(linear.forward(h.clone()).reshape([batch, outputs, 1, 1]))
+            }
+            (Condition::Map(s), _, Some(conv)) => Some(conv.forward(s.clone())),
+            _ => None,
+        }
     }
 }
 

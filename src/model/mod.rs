@@ -5,6 +5,7 @@
 pub mod gated;
 mod head;
 pub mod masked;
+pub mod spatial;
 
 use std::sync::Mutex;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use gated::GatedPixelCnn;
 pub use masked::MaskedPixelCnn;
+pub use spatial::SpatialMap;
 
 /// Which architecture a model uses, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -78,9 +80,15 @@ pub struct PixelCnnConfig {
     /// What the model is conditioned on (gated architecture only).
     #[config(default = "Conditioning::None")]
     pub conditioning: Conditioning,
+    /// Condition through a map s = m(h) made by a deconvolution network, instead of through h
+    /// directly (needs a conditioning).
+    #[config(default = "None")]
+    pub spatial: Option<SpatialMap>,
 }
 
 /// A model of either architecture.
+// burn's Module derive does not support boxed fields; a process holds one or two models.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum PixelCnn {
     Gated(GatedPixelCnn),
@@ -113,6 +121,14 @@ impl PixelCnnConfig {
         }
         if self.conditioning != Conditioning::None && self.arch != Architecture::Gated {
             return Err("conditioning needs the gated architecture (--arch gated)".into());
+        }
+        if self.spatial.is_some() && self.conditioning == Conditioning::None {
+            return Err(
+                "a spatial condition map needs a conditioning (class labels or vectors)".into(),
+            );
+        }
+        if self.spatial.is_some_and(|map| map.channels == 0) {
+            return Err("the condition map needs at least one channel".into());
         }
         if self.conditioning.dim() == Some(0) {
             return Err("a conditional model needs at least one class or dimension".into());

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 
 use crate::model::GatedPixelCnn;
@@ -125,13 +126,12 @@ struct LayerCache {
     vertical_out: Vec<f32>,
     /// The horizontal stack's output for the current row so far, `[B][W][C]`.
     horizontal_out: Vec<f32>,
-    /// Each image's conditioning `V h`, `[B][4C]`: 2C for the vertical stack, then 2C for the
-    /// horizontal one (zeros for an unconditional model).
-    condition: Vec<f32>,
+    /// The conditioning terms added to the pre-activations.
+    condition: ConditionTerms,
 }
 
 impl LayerCache {
-    fn new(layer: &GatedLayer, batch: usize, width: usize, condition: Option<&[Vec<f32>]>) -> Self {
+    fn new(layer: &GatedLayer, batch: usize, width: usize, condition: ConditionTerms) -> Self {
         let vertical_row = Taps::from_conv(&layer.vertical_row);
         let horizontal = Taps::from_conv(&layer.horizontal);
         let channels = vertical_row.outputs();
@@ -160,7 +160,7 @@ impl LayerCache {
             link: first_link.repeat(batch * width),
             vertical_out: vec![0.0; batch * width * channels],
             horizontal_out: vec![0.0; batch * width * channels],
-            condition: conditioning(layer, batch, channels, condition),
+            condition,
         }
     }
 
@@ -170,7 +170,7 @@ impl LayerCache {
         &mut self,
         input: &[f32],
         b: usize,
-        x: usize,
+        (row, x): (usize, usize),
         width: usize,
         skips: &mut [f32],
         scratch: &mut Scratch,
@@ -187,7 +187,7 @@ impl LayerCache {
             }
         }
         let link = &self.link[(b * width + x) * 2 * c..][..2 * c];
-        let condition = &self.condition[(4 * b + 2) * c..][..2 * c];
+        let condition = &self.condition.at(b, row, x)[2 * c..];
         for ((value, l), h) in pre.iter_mut().zip(link).zip(condition) {
             *value += l + h;
         }
@@ -210,7 +210,7 @@ impl LayerCache {
 
     /// Advances the vertical stack by the row just completed, whose vertical input is `input`
     /// `[B][W][in]`, and prepares the link for the next row.
-    fn finish_row(&mut self, input: &[f32], batch: usize, width: usize) {
+    fn finish_row(&mut self, input: &[f32], batch: usize, row_index: usize, width: usize) {
         let (c, c_in, k) = (
             self.channels,
             self.in_channels,
@@ -235,8 +235,8 @@ impl LayerCache {
         let mut vertical = vec![0.0; 2 * c];
         let mut own = vec![0.0; 2 * c];
         for b in 0..batch {
-            let condition = &self.condition[4 * b * c..][..2 * c];
             for x in 0..width {
+                let condition = &self.condition.at(b, row_index, x)[..2 * c];
                 let at = (b * width + x) * c;
                 vertical.copy_from_slice(&self.vertical_column.bias);
                 for (tap, rows) in self.vertical_column.taps.iter().zip(&self.vertical_rows) {
@@ -255,30 +255,104 @@ impl LayerCache {
     }
 }
 
-/// `V h` of `layer` for each image's conditioning vector h, `[B][4C]`; zeros without one.
-fn conditioning(
-    layer: &GatedLayer,
-    batch: usize,
-    channels: usize,
-    vectors: Option<&[Vec<f32>]>,
-) -> Vec<f32> {
-    let (Some(linear), Some(vectors)) = (&layer.condition, vectors) else {
-        return vec![0.0; batch * 4 * channels];
-    };
-    let [dim, outputs] = linear.weight.dims();
-    // burn stores a linear layer's weight as [inputs, outputs]; Dense wants [outputs][inputs].
-    let weight = to_vec(linear.weight.val());
-    let dense = Dense {
-        weight: (0..outputs * dim)
-            .map(|oi| weight[(oi % dim) * outputs + oi / dim])
-            .collect(),
-        inputs: dim,
-    };
-    let mut all = vec![0.0; batch * outputs];
-    for (h, out) in vectors.iter().zip(all.chunks_mut(outputs)) {
-        dense.accumulate(h, out);
+/// A layer's conditioning terms, 4C values each (2C for the vertical stack, then 2C for the
+/// horizontal one): `V h` once per image, or `V * s` per image and position.
+struct ConditionTerms {
+    values: Vec<f32>,
+    /// `Some((height, width))` for a map, `None` for one vector per image.
+    positions: Option<(usize, usize)>,
+    size: usize,
+}
+
+impl ConditionTerms {
+    /// No conditioning: zeros.
+    fn zeros(batch: usize, size: usize) -> Self {
+        Self {
+            values: vec![0.0; batch * size],
+            positions: None,
+            size,
+        }
     }
-    all
+
+    fn at(&self, b: usize, row: usize, x: usize) -> &[f32] {
+        let index = match self.positions {
+            None => b,
+            Some((height, width)) => (b * height + row) * width + x,
+        };
+        &self.values[index * self.size..][..self.size]
+    }
+
+    /// `V h` of `layer` for each image's vector h.
+    fn vectors(linear: &Linear, vectors: &[Vec<f32>]) -> Self {
+        let [dim, outputs] = linear.weight.dims();
+        // burn stores a linear layer's weight as [inputs, outputs]; Dense wants [outputs][inputs].
+        let weight = to_vec(linear.weight.val());
+        let dense = Dense {
+            weight: (0..outputs * dim)
+                .map(|oi| weight[(oi % dim) * outputs + oi / dim])
+                .collect(),
+            inputs: dim,
+        };
+        let mut values = vec![0.0; vectors.len() * outputs];
+        for (h, out) in vectors.iter().zip(values.chunks_mut(outputs)) {
+            dense.accumulate(h, out);
+        }
+        Self {
+            values,
+            positions: None,
+            size: outputs,
+        }
+    }
+
+    /// `V * s` from its tensor `[B, 4C, H, W]`.
+    fn map(terms: burn::Tensor<4>) -> Self {
+        let [_, size, height, width] = terms.dims();
+        Self {
+            values: to_vec(terms.permute([0, 2, 3, 1])),
+            positions: Some((height, width)),
+            size,
+        }
+    }
+}
+
+/// The conditioning terms of every layer of `model` for the vectors h of a batch.
+fn condition_terms(
+    model: &GatedPixelCnn,
+    batch: usize,
+    vectors: Option<Vec<Vec<f32>>>,
+) -> Vec<ConditionTerms> {
+    let zeros = |layer: &GatedLayer| ConditionTerms::zeros(batch, 4 * layer.skip.weight.dims()[0]);
+    let Some(vectors) = vectors else {
+        return model.layers.iter().map(zeros).collect();
+    };
+    match &model.condition_map {
+        None => model
+            .layers
+            .iter()
+            .map(|layer| match &layer.condition {
+                Some(linear) => ConditionTerms::vectors(linear, &vectors),
+                None => zeros(layer),
+            })
+            .collect(),
+        Some(map) => {
+            let device = model.head.hidden.weight.val().device();
+            let dim = vectors[0].len();
+            let flat: Vec<f32> = vectors.into_iter().flatten().collect();
+            let h = burn::Tensor::<2>::from_data(
+                burn::tensor::TensorData::new(flat, [batch, dim]),
+                &device,
+            );
+            let s = map.forward(h);
+            model
+                .layers
+                .iter()
+                .map(|layer| match &layer.condition_map {
+                    Some(conv) => ConditionTerms::map(conv.forward(s.clone())),
+                    None => zeros(layer),
+                })
+                .collect()
+        }
+    }
 }
 
 /// Reusable buffers for one pixel of one layer.
@@ -313,7 +387,8 @@ impl CachedGatedPixelCnn {
             layers: model
                 .layers
                 .iter()
-                .map(|layer| LayerCache::new(layer, batch, width, condition.as_deref()))
+                .zip(condition_terms(model, batch, condition))
+                .map(|(layer, terms)| LayerCache::new(layer, batch, width, terms))
                 .collect(),
             head_hidden: Taps::from_conv(&model.head.hidden),
             head_logits: Taps::from_conv(&model.head.logits),
@@ -353,7 +428,7 @@ impl CachedGatedPixelCnn {
                         let input = before
                             .last()
                             .map_or(&input_row[..], |l| &l.horizontal_out[..]);
-                        rest[0].pixel(input, b, x, width, &mut skips, &mut scratch);
+                        rest[0].pixel(input, b, (row, x), width, &mut skips, &mut scratch);
                     }
                     for s in skips.iter_mut() {
                         *s = s.max(0.0);
@@ -375,7 +450,7 @@ impl CachedGatedPixelCnn {
                 let input = before
                     .last()
                     .map_or(&input_row[..], |l| &l.vertical_out[..]);
-                rest[0].finish_row(input, batch, width);
+                rest[0].finish_row(input, batch, row, width);
             }
         }
     }
