@@ -461,12 +461,21 @@ fn run_config(
         bail!("--lr must be a positive number, got {learning_rate}");
     }
     let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(0);
-    if let Some(s) = stored
-        && (s.seed != seed || s.batch_size != batch_size)
-    {
-        bail!(
-            "cannot resume with a different --seed or --batch-size: the batch order would change"
-        );
+    if let Some(s) = stored {
+        if s.seed != seed || s.batch_size != batch_size {
+            bail!(
+                "cannot resume with a different --seed or --batch-size: the batch order would change"
+            );
+        }
+        if (s.image_height, s.image_width) != (train_set.height, train_set.width) {
+            bail!(
+                "cannot resume on {}×{} images: the run was trained on {}×{}",
+                train_set.height,
+                train_set.width,
+                s.image_height,
+                s.image_width
+            );
+        }
     }
     Ok(RunConfig {
         model,

@@ -340,6 +340,11 @@ fn corrupt_or_mismatched_data_and_runs_are_refused() {
         "the test images are 10×10, but the model was trained on 8×8",
     );
 
+    assert_fails_with(
+        &["train", "--out", run_arg, "--resume", "--data-dir", other.to_str().unwrap()],
+        "cannot resume on 10×10 images: the run was trained on 8×8",
+    );
+
     // A truncated image file.
     let images = other.join("train-images-idx3-ubyte");
     let bytes = std::fs::read(&images).unwrap();
