@@ -341,7 +341,14 @@ fn corrupt_or_mismatched_data_and_runs_are_refused() {
     );
 
     assert_fails_with(
-        &["train", "--out", run_arg, "--resume", "--data-dir", other.to_str().unwrap()],
+        &[
+            "train",
+            "--out",
+            run_arg,
+            "--resume",
+            "--data-dir",
+            other.to_str().unwrap(),
+        ],
         "cannot resume on 10×10 images: the run was trained on 8×8",
     );
 
@@ -670,5 +677,67 @@ fn spatial_condition_map_trains_and_samples() {
             "vector",
         ],
         "--condition-map vector (the run has deconv)",
+    );
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args([
+            "train",
+            "--out",
+            run_arg,
+            "--data-dir",
+            data_arg,
+            "--steps",
+            "1000000",
+        ])
+        .args([
+            "--interval",
+            "20",
+            "--layers",
+            "2",
+            "--channels",
+            "4",
+            "--batch-size",
+            "8",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way: the first interval has been logged.
+    let started = std::time::Instant::now();
+    while !run.join("metrics.jsonl").is_file() {
+        assert!(started.elapsed().as_secs() < 60, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    assert!(
+        message.contains("checkpoint saved. Resume with: pixelcnn train --out"),
+        "{message}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["steps"], 1_000_000);
+
+    // The interrupted run continues from its checkpoint (here to a smaller total: done at once).
+    let resumed = pixelcnn(&["train", "--out", run_arg, "--resume", "--steps", "2"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("the run already has"),
+        "{}",
+        stderr(&resumed)
     );
 }
