@@ -687,7 +687,7 @@ fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
     std::fs::create_dir(&data).unwrap();
     synthetic_data(&data, 8, 40, 10);
     let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+    let child = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
         .args([
             "train",
             "--out",
