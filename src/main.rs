@@ -9,14 +9,14 @@ use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use burn::prelude::{Device, Tensor, TensorData};
+use burn::prelude::{Device, Int, Tensor, TensorData};
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::bench::{BenchConfig, model_figures, sampling_figures};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{DataSource, Embeddings, ImageSet, quantize};
 use pixelcnn::device::DeviceChoice;
 use pixelcnn::evaluate::{evaluate, heatmap};
-use pixelcnn::model::{Architecture, Conditioning, PixelCnnConfig, SpatialMap};
+use pixelcnn::model::{Architecture, Conditioning, Latent, PixelCnn, PixelCnnConfig, SpatialMap};
 use pixelcnn::picture;
 use pixelcnn::plot::{loss_plot, read_metrics};
 use pixelcnn::sample::{Sampler, SamplingOptions, complete, sample};
@@ -51,6 +51,58 @@ enum Command {
     Plot(RunArgs),
     /// Time the benchmark model of MODEL_SPEC.md: training step, forward pass, sampling.
     Bench(BenchArgs),
+    /// Auto-encoders: each test image beside images decoded from its code.
+    Reconstruct(ReconstructArgs),
+    /// Auto-encoders: decode codes on the line between two test images' codes.
+    Interpolate(InterpolateArgs),
+}
+
+#[derive(Args)]
+struct ReconstructArgs {
+    /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Number of test images.
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// Images decoded from each code.
+    #[arg(long, default_value_t = 4)]
+    samples: usize,
+    /// Output PNG: one row per test image, [original | decoded...].
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    drawing: DrawingArgs,
+}
+
+#[derive(Args)]
+struct InterpolateArgs {
+    /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Index of the first test image.
+    #[arg(long)]
+    a: usize,
+    /// Index of the second test image.
+    #[arg(long)]
+    b: usize,
+    /// Codes on the line from a's code to b's, both ends included.
+    #[arg(long, default_value_t = 8)]
+    steps: usize,
+    /// Rows of decodings (each row draws every step anew).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Output PNG: rows of [image a | decoded steps... | image b].
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    drawing: DrawingArgs,
 }
 
 #[derive(Args)]
@@ -124,6 +176,9 @@ struct ModelArgs {
     /// training file (gated architecture).
     #[arg(long)]
     condition_file: Option<PathBuf>,
+    /// Size m of an auto-encoder's code [default: 16].
+    #[arg(long)]
+    latent_dim: Option<usize>,
     /// How the condition enters each layer: `vector` adds V·h; `deconv` maps h to a spatial map
     /// s = m(h) with a deconvolution network and adds V*s, so it can depend on location.
     #[arg(long, value_enum)]
@@ -278,6 +333,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench_command(args, &device),
+        Command::Reconstruct(args) => reconstruct_command(args, &device),
+        Command::Interpolate(args) => interpolate_command(args, &device),
         Command::Plot(args) => {
             let run = open_run(&args.run)?.0;
             loss_plot(&read_metrics(&run)?, &run.loss_plot_path())?;
@@ -340,6 +397,19 @@ fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The code of an auto-encoder (`--latent-dim` is refused by validation for other models).
+fn latent(m: &ModelArgs, train_set: &ImageSet) -> Option<Latent> {
+    let autoencoder = matches!(
+        m.arch,
+        Some(Architecture::Autoencoder | Architecture::AutoencoderDeconv)
+    );
+    (autoencoder || m.latent_dim.is_some()).then(|| Latent {
+        dim: m.latent_dim.unwrap_or(16),
+        height: train_set.height,
+        width: train_set.width,
+    })
+}
+
 /// The conditioning `train --conditional` or `--condition-file` asks for on `train_set`.
 fn conditioning(kind: Option<ConditionKind>, train_set: &ImageSet) -> anyhow::Result<Conditioning> {
     if let Some(embeddings) = &train_set.embeddings {
@@ -391,6 +461,11 @@ fn run_config(
                     s.channels.to_string(),
                 ),
                 (
+                    "--latent-dim",
+                    m.latent_dim.map(|v| v.to_string()),
+                    s.latent.map_or("none".to_string(), |l| l.dim.to_string()),
+                ),
+                (
                     "--condition-map",
                     m.condition_map.map(|map| match map {
                         ConditionMap::Vector => "vector".to_string(),
@@ -438,7 +513,8 @@ fn run_config(
                     height: train_set.height,
                     width: train_set.width,
                 }),
-            ),
+            )
+            .with_latent(latent(m, train_set)),
     };
     model.validate().map_err(anyhow::Error::msg)?;
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
@@ -580,6 +656,7 @@ fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
         bail!("--n must be at least 1");
     }
     let (run, config) = open_run(&args.run)?;
+    refuse_autoencoder(&config)?;
     let options = sampling_options(&config, &args.drawing)?;
     let checkpoint = run.load_checkpoint(device)?;
     let (vectors, columns) = sample_conditions(&args, checkpoint.config.conditioning)?;
@@ -707,6 +784,7 @@ fn sample_conditions(
 
 fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
+    refuse_autoencoder(&config)?;
     let options = sampling_options(&config, &args.drawing)?;
     if args.rows >= options.height {
         bail!(
@@ -767,6 +845,155 @@ fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     picture::save_png(&grid, &args.out)?;
     eprintln!("wrote {count} completions to {}", args.out.display());
     Ok(())
+}
+
+/// A trained auto-encoder, its run config and its test images.
+struct AutoEncoderRun {
+    config: RunConfig,
+    model: PixelCnn,
+    test: ImageSet,
+    options: SamplingOptions,
+}
+
+fn open_autoencoder(
+    run: &Path,
+    data_dir: Option<PathBuf>,
+    drawing: &DrawingArgs,
+    device: &Device,
+) -> anyhow::Result<AutoEncoderRun> {
+    let (run_dir, config) = open_run(run)?;
+    let options = sampling_options(&config, drawing)?;
+    if config.model.latent.is_none() {
+        bail!(
+            "{} is not an auto-encoder run: train one with --arch autoencoder or autoencoder-deconv",
+            run.display()
+        );
+    }
+    let model = run_dir.load_checkpoint(device)?.model;
+    let test = test_images(data_dir, None, &config)?;
+    Ok(AutoEncoderRun {
+        config,
+        model,
+        test,
+        options,
+    })
+}
+
+impl AutoEncoderRun {
+    /// The codes `[B, m]` of the test images at `indices`.
+    fn codes(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let levels = self.test.batch(indices, self.config.model.levels, device);
+        self.model
+            .encode(levels)
+            .expect("checked: the run is an auto-encoder")
+    }
+
+    fn tile(&self, image: &[u8]) -> image::RgbImage {
+        let o = &self.options;
+        picture::levels_tile(image, o.levels, o.height, o.width)
+    }
+
+    fn test_tile(&self, index: usize) -> image::RgbImage {
+        let levels = self.config.model.levels;
+        let image: Vec<u8> = self
+            .test
+            .image(index)
+            .iter()
+            .map(|&v| quantize(v, levels))
+            .collect();
+        self.tile(&image)
+    }
+}
+
+fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
+    if args.n == 0 || args.samples == 0 {
+        bail!("--n and --samples must be at least 1");
+    }
+    let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    let count = args.n.min(ae.test.len());
+    let indices: Vec<usize> = (0..count).collect();
+    let sources: Vec<usize> = (0..count)
+        .flat_map(|i| std::iter::repeat_n(i, args.samples))
+        .collect();
+    let codes = ae
+        .codes(&indices, device)
+        .select(0, index_tensor(&sources, device));
+    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let decoded = sample(
+        &ae.model,
+        sources.len(),
+        Some(codes),
+        ae.options,
+        &mut rng,
+        device,
+    );
+    let mut tiles = Vec::new();
+    for (index, drawn) in indices.iter().zip(decoded.chunks(args.samples)) {
+        tiles.push(ae.test_tile(*index));
+        tiles.extend(drawn.iter().map(|image| ae.tile(image)));
+    }
+    let grid = picture::grid(&tiles, args.samples + 1, args.drawing.scale);
+    picture::save_png(&grid, &args.out)?;
+    eprintln!("wrote {count} reconstructions to {}", args.out.display());
+    Ok(())
+}
+
+fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
+    if args.steps < 2 || args.samples == 0 {
+        bail!("--steps must be at least 2 and --samples at least 1");
+    }
+    let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    for index in [args.a, args.b] {
+        if index >= ae.test.len() {
+            bail!(
+                "there is no test image {index}; the set has {}",
+                ae.test.len()
+            );
+        }
+    }
+    let ends = ae.codes(&[args.a, args.b], device);
+    let (start, end) = (ends.clone().narrow(0, 0, 1), ends.narrow(0, 1, 1));
+    let line: Vec<Tensor<2>> = (0..args.steps)
+        .map(|step| {
+            let t = step as f32 / (args.steps - 1) as f32;
+            start.clone() * (1.0 - t) + end.clone() * t
+        })
+        .collect();
+    let codes = Tensor::cat(line, 0).repeat_dim(0, args.samples);
+    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let count = args.steps * args.samples;
+    let decoded = sample(&ae.model, count, Some(codes), ae.options, &mut rng, device);
+    let mut tiles = Vec::new();
+    for row in decoded.chunks(args.steps) {
+        tiles.push(ae.test_tile(args.a));
+        tiles.extend(row.iter().map(|image| ae.tile(image)));
+        tiles.push(ae.test_tile(args.b));
+    }
+    let grid = picture::grid(&tiles, args.steps + 2, args.drawing.scale);
+    picture::save_png(&grid, &args.out)?;
+    eprintln!(
+        "wrote {} rows of {} steps to {}",
+        args.samples,
+        args.steps,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `sample` and `complete` draw from p(x) or p(x|h) for given h; an auto-encoder's h comes
+/// from images, through `reconstruct` and `interpolate`.
+fn refuse_autoencoder(config: &RunConfig) -> anyhow::Result<()> {
+    if config.model.latent.is_some() {
+        bail!(
+            "this is an auto-encoder: it decodes codes of images; use `pixelcnn reconstruct` or `pixelcnn interpolate`"
+        );
+    }
+    Ok(())
+}
+
+fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
+    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(values, [indices.len()]), device)
 }
 
 fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<()> {

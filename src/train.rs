@@ -21,7 +21,7 @@ use crate::checkpoint::{RunConfig, RunDir, new_optimizer};
 use crate::data::ImageSet;
 use crate::evaluate::{Likelihood, evaluate};
 use crate::loss::{mean_nll, nats_to_bits};
-use crate::model::{Conditioning, PixelCnn, one_hot};
+use crate::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
 use crate::picture;
 use crate::plot::{loss_plot, read_metrics};
 use crate::sample::{Sampler, SamplingOptions, sample};
@@ -215,7 +215,7 @@ fn finish_interval(
         sampler: Sampler::Cached,
     };
     let (count, condition, columns) =
-        grid_conditions(config.model.conditioning, validation, device);
+        grid_conditions(&inference, &config.model, validation, device);
     let mut rng = StdRng::seed_from_u64(GRID_SEED);
     let images = sample(&inference, count, condition, options, &mut rng, device);
     let tiles: Vec<_> = images
@@ -232,12 +232,19 @@ fn finish_interval(
 
 /// The number of images in the sample grid, their conditions and the grid's columns: a 4×4 grid
 /// for an unconditional model, each class twice (one class per column) for a class-conditional
-/// one, the vectors of the first 16 validation images for an embedding-conditional one.
+/// one, the vectors (or an auto-encoder's codes) of the first 16 validation images.
 fn grid_conditions(
-    conditioning: Conditioning,
+    model: &PixelCnn,
+    config: &PixelCnnConfig,
     validation: &ImageSet,
     device: &Device,
 ) -> (usize, Option<Tensor<2>>, usize) {
+    let first: Vec<usize> = (0..GRID_IMAGES.min(validation.len())).collect();
+    // An auto-encoder decodes the codes of the first validation images.
+    if let Some(codes) = model.encode(validation.batch(&first, config.levels, device)) {
+        return (first.len(), Some(codes), 4);
+    }
+    let conditioning = config.conditioning;
     match conditioning {
         Conditioning::None => (GRID_IMAGES, None, 4),
         Conditioning::Class { classes } => {
@@ -249,9 +256,8 @@ fn grid_conditions(
             )
         }
         Conditioning::Embedding { .. } => {
-            let indices: Vec<usize> = (0..GRID_IMAGES.min(validation.len())).collect();
-            let condition = validation.condition(&indices, conditioning, device);
-            (indices.len(), condition, 4)
+            let condition = validation.condition(&first, conditioning, device);
+            (first.len(), condition, 4)
         }
     }
 }

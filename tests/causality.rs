@@ -3,7 +3,9 @@
 //! PixelCNN every earlier pixel in reach does change them (no blind spot).
 
 use burn::prelude::*;
-use pixelcnn::model::{Architecture, Conditioning, PixelCnn, PixelCnnConfig, SpatialMap, one_hot};
+use pixelcnn::model::{
+    Architecture, Conditioning, Latent, PixelCnn, PixelCnnConfig, SpatialMap, one_hot,
+};
 
 const LEVELS: usize = 4;
 
@@ -19,6 +21,17 @@ fn perturbation_effects_given(
     width: usize,
     class: Option<usize>,
 ) -> Vec<Vec<f32>> {
+    let h = class.map(|c| one_hot(&[c], 3, &Device::flex()));
+    perturbation_effects_with(model, height, width, h)
+}
+
+/// As [`perturbation_effects`], every image conditioned on the vector h `[1, d]` if given.
+fn perturbation_effects_with(
+    model: &PixelCnn,
+    height: usize,
+    width: usize,
+    h: Option<Tensor<2>>,
+) -> Vec<Vec<f32>> {
     let device = Device::flex();
     let pixels = height * width;
     let base: Vec<i64> = (0..pixels).map(|i| ((i * 7 + 3) % LEVELS) as i64).collect();
@@ -32,7 +45,7 @@ fn perturbation_effects_given(
         TensorData::new(batch, [pixels + 1, 1, height, width]),
         &device,
     );
-    let condition = class.map(|c| one_hot(&vec![c; pixels + 1], 3, &device));
+    let condition = h.map(|h| h.repeat_dim(0, pixels + 1));
     let logits: Vec<f32> = model
         .forward_conditioned(input, condition.as_ref())
         .into_data()
@@ -185,5 +198,36 @@ fn assert_class_matters_everywhere(model: &PixelCnn) {
             .map(|k| (zero[k * 64 + pixel] - one[k * 64 + pixel]).abs())
             .fold(0.0, f32::max);
         assert!(change > 1e-6, "pixel {pixel} ignores the class");
+    }
+}
+
+#[test]
+fn the_autoencoder_decoder_is_causal_given_a_code() {
+    let model = config(4)
+        .with_arch(Architecture::Autoencoder)
+        .with_latent(Some(Latent {
+            dim: 5,
+            height: 8,
+            width: 8,
+        }))
+        .init_seeded(&Device::flex(), 10);
+    let device = Device::flex();
+    let image: Vec<i64> = (0..64).map(|i| (i % 3) as i64).collect();
+    let code = model
+        .encode(Tensor::from_data(
+            TensorData::new(image, [1, 1, 8, 8]),
+            &device,
+        ))
+        .expect("an auto-encoder has codes");
+    assert_eq!(code.dims(), [1, 5]);
+    let effects = perturbation_effects_with(&model, 8, 8, Some(code));
+    for (q, row) in effects.iter().enumerate() {
+        for (p, &effect) in row.iter().enumerate() {
+            if p <= q {
+                assert_eq!(effect, 0.0, "pixel {q} changed pixel {p}");
+            } else {
+                assert!(effect > 0.0, "pixel {q} does not reach pixel {p}");
+            }
+        }
     }
 }

@@ -741,3 +741,141 @@ fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
         stderr(&resumed)
     );
 }
+
+#[test]
+fn autoencoders_train_reconstruct_and_interpolate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let data_arg = data.to_str().unwrap();
+    for arch in ["autoencoder", "autoencoder-deconv"] {
+        let run = dir.path().join(arch);
+        let run_arg = run.to_str().unwrap();
+        let mut args = vec![
+            "train",
+            "--out",
+            run_arg,
+            "--data-dir",
+            data_arg,
+            "--arch",
+            arch,
+            "--latent-dim",
+            "4",
+        ];
+        args.extend_from_slice(TINY);
+        let output = pixelcnn(&args);
+        assert!(output.status.success(), "{arch}: {}", stderr(&output));
+        let output = pixelcnn(&["eval", "--run", run_arg, "--json"]);
+        assert!(output.status.success(), "{arch}: {}", stderr(&output));
+
+        let reconstruct = |name: &str, seed: &str| {
+            let path = dir.path().join(format!("{arch}-{name}"));
+            let output = pixelcnn(&[
+                "reconstruct",
+                "--run",
+                run_arg,
+                "--n",
+                "3",
+                "--samples",
+                "2",
+                "--seed",
+                seed,
+                "--out",
+                path.to_str().unwrap(),
+            ]);
+            assert!(output.status.success(), "{arch}: {}", stderr(&output));
+            std::fs::read(path).unwrap()
+        };
+        let first = reconstruct("a.png", "1");
+        let picture = image::load_from_memory(&first).unwrap();
+        // 3 rows of [original | 2 decodings], 8×8 tiles scaled 4×.
+        assert_eq!(
+            (picture.width(), picture.height()),
+            (3 * 34 + 2, 3 * 34 + 2)
+        );
+        assert_eq!(
+            first,
+            reconstruct("b.png", "1"),
+            "{arch}: same seed, same picture"
+        );
+
+        let walk = dir.path().join(format!("{arch}-walk.png"));
+        let output = pixelcnn(&[
+            "interpolate",
+            "--run",
+            run_arg,
+            "--a",
+            "0",
+            "--b",
+            "5",
+            "--steps",
+            "4",
+            "--out",
+            walk.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{arch}: {}", stderr(&output));
+        let picture = image::open(&walk).unwrap();
+        // [image a | 4 steps | image b].
+        assert_eq!((picture.width(), picture.height()), (6 * 34 + 2, 34 + 2));
+
+        assert_fails_with(
+            &["sample", "--run", run_arg, "--out", "x.png"],
+            "use `pixelcnn reconstruct`",
+        );
+        assert_fails_with(
+            &[
+                "interpolate",
+                "--run",
+                run_arg,
+                "--a",
+                "0",
+                "--b",
+                "99",
+                "--out",
+                "x.png",
+            ],
+            "there is no test image 99",
+        );
+    }
+    let plain = dir.path().join("plain");
+    train_tiny(&data, &plain);
+    assert_fails_with(
+        &[
+            "reconstruct",
+            "--run",
+            plain.to_str().unwrap(),
+            "--out",
+            "x.png",
+        ],
+        "is not an auto-encoder run",
+    );
+    let other = dir.path().join("other");
+    let other_arg = other.to_str().unwrap();
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            other_arg,
+            "--data-dir",
+            data_arg,
+            "--latent-dim",
+            "4",
+        ],
+        "--latent-dim) needs --arch autoencoder",
+    );
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            other_arg,
+            "--data-dir",
+            data_arg,
+            "--arch",
+            "autoencoder",
+            "--latent-dim",
+            "0",
+        ],
+        "the code needs at least one value",
+    );
+}

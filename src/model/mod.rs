@@ -2,6 +2,7 @@
 //! masked-convolution PixelCNN (arXiv 1601.06759), behind one [`PixelCnn`] module so that the
 //! rest of the crate (training, evaluation, sampling, checkpoints) treats them alike.
 
+pub mod autoencoder;
 pub mod gated;
 mod head;
 pub mod masked;
@@ -14,6 +15,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use autoencoder::{AutoEncoder, DeconvAutoEncoder, Latent};
 pub use gated::GatedPixelCnn;
 pub use masked::MaskedPixelCnn;
 pub use spatial::SpatialMap;
@@ -26,6 +28,10 @@ pub enum Architecture {
     Gated,
     /// Original PixelCNN with masked convolutions (has a blind spot).
     Pixelcnn,
+    /// Auto-encoder: a convolutional encoder and a conditional Gated PixelCNN decoder.
+    Autoencoder,
+    /// Baseline auto-encoder: the same encoder and a deconvolutional decoder.
+    AutoencoderDeconv,
 }
 
 /// What a model is conditioned on (arXiv 1606.05328, Section 2.3): p(x|h) = Π p(x_i | x_<i, h).
@@ -84,6 +90,9 @@ pub struct PixelCnnConfig {
     /// directly (needs a conditioning).
     #[config(default = "None")]
     pub spatial: Option<SpatialMap>,
+    /// The code of an auto-encoder architecture.
+    #[config(default = "None")]
+    pub latent: Option<Latent>,
 }
 
 /// A model of either architecture.
@@ -93,6 +102,8 @@ pub struct PixelCnnConfig {
 pub enum PixelCnn {
     Gated(GatedPixelCnn),
     Masked(MaskedPixelCnn),
+    AutoEncoder(AutoEncoder),
+    DeconvAutoEncoder(DeconvAutoEncoder),
 }
 
 impl PixelCnnConfig {
@@ -122,7 +133,27 @@ impl PixelCnnConfig {
         if self.conditioning != Conditioning::None && self.arch != Architecture::Gated {
             return Err("conditioning needs the gated architecture (--arch gated)".into());
         }
-        if self.spatial.is_some() && self.conditioning == Conditioning::None {
+        let autoencoder = matches!(
+            self.arch,
+            Architecture::Autoencoder | Architecture::AutoencoderDeconv
+        );
+        match self.latent {
+            None if autoencoder => return Err("an auto-encoder needs a code size".into()),
+            Some(_) if !autoencoder => {
+                return Err(
+                    "a code size (--latent-dim) needs --arch autoencoder or autoencoder-deconv"
+                        .into(),
+                );
+            }
+            Some(latent) if latent.dim == 0 => {
+                return Err("the code needs at least one value (--latent-dim 1 or more)".into());
+            }
+            _ => {}
+        }
+        if self.spatial.is_some()
+            && self.conditioning == Conditioning::None
+            && self.arch != Architecture::Autoencoder
+        {
             return Err(
                 "a spatial condition map needs a conditioning (class labels or vectors)".into(),
             );
@@ -147,7 +178,20 @@ impl PixelCnnConfig {
         match self.arch {
             Architecture::Gated => PixelCnn::Gated(GatedPixelCnn::new(self, device)),
             Architecture::Pixelcnn => PixelCnn::Masked(MaskedPixelCnn::new(self, device)),
+            Architecture::Autoencoder => {
+                PixelCnn::AutoEncoder(AutoEncoder::new(self, self.expect_latent(), device))
+            }
+            Architecture::AutoencoderDeconv => PixelCnn::DeconvAutoEncoder(DeconvAutoEncoder::new(
+                self,
+                self.expect_latent(),
+                device,
+            )),
         }
+    }
+
+    fn expect_latent(&self) -> Latent {
+        self.latent
+            .expect("an auto-encoder config has a code size (checked by validate)")
     }
 
     /// Builds the model with initial weights determined by `seed` alone. burn draws weights
@@ -171,7 +215,8 @@ impl PixelCnn {
     }
 
     /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` given, for a conditional
-    /// model, the conditioning vectors h `[B, d]`.
+    /// model, the conditioning vectors h `[B, d]`. For an auto-encoder h is the code: without
+    /// one, the encoder computes it from the images themselves.
     pub fn forward_conditioned(
         &self,
         levels: Tensor<4, Int>,
@@ -180,6 +225,17 @@ impl PixelCnn {
         match self {
             PixelCnn::Gated(model) => model.forward(levels, condition),
             PixelCnn::Masked(model) => model.forward(levels),
+            PixelCnn::AutoEncoder(model) => model.forward(levels, condition),
+            PixelCnn::DeconvAutoEncoder(model) => model.forward(levels, condition),
+        }
+    }
+
+    /// The codes h = f(x) `[B, m]` of an auto-encoder's images; `None` for other models.
+    pub fn encode(&self, levels: Tensor<4, Int>) -> Option<Tensor<2>> {
+        match self {
+            PixelCnn::AutoEncoder(model) => Some(model.encoder.forward(levels)),
+            PixelCnn::DeconvAutoEncoder(model) => Some(model.encoder.forward(levels)),
+            _ => None,
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod naive;
 use burn::prelude::*;
 use rand::Rng;
 
-use crate::model::PixelCnn;
+use crate::model::{AutoEncoder, PixelCnn};
 use cached::CachedGatedPixelCnn;
 
 /// Which sampler generates the pixels.
@@ -72,7 +72,8 @@ pub fn complete(
         }
     };
     match (options.sampler, model) {
-        (Sampler::Cached, PixelCnn::Gated(gated)) => {
+        (Sampler::Cached, PixelCnn::Gated(gated))
+        | (Sampler::Cached, PixelCnn::AutoEncoder(AutoEncoder { decoder: gated, .. })) => {
             let condition = condition.map(condition_rows);
             CachedGatedPixelCnn::new(
                 gated,
