@@ -1,0 +1,202 @@
+//! `pixelcnn reconstruct` and `pixelcnn interpolate`: pictures of an auto-encoder's codes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use burn::prelude::{Device, Int, Tensor, TensorData};
+use clap::Args;
+use pixelcnn::checkpoint::RunConfig;
+use pixelcnn::data::{ImageSet, quantize};
+use pixelcnn::model::PixelCnn;
+use pixelcnn::picture;
+use pixelcnn::sample::{SamplingOptions, sample};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{DrawingArgs, open_run, sampling_options, test_images};
+
+#[derive(Args)]
+pub(crate) struct ReconstructArgs {
+    /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Number of test images.
+    #[arg(long, default_value_t = 8)]
+    n: usize,
+    /// Images decoded from each code.
+    #[arg(long, default_value_t = 4)]
+    samples: usize,
+    /// Output PNG: one row per test image, [original | decoded...].
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    drawing: DrawingArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct InterpolateArgs {
+    /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Index of the first test image.
+    #[arg(long)]
+    a: usize,
+    /// Index of the second test image.
+    #[arg(long)]
+    b: usize,
+    /// Codes on the line from a's code to b's, both ends included.
+    #[arg(long, default_value_t = 8)]
+    steps: usize,
+    /// Rows of decodings (each row draws every step anew).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Output PNG: rows of [image a | decoded steps... | image b].
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    drawing: DrawingArgs,
+}
+
+/// A trained auto-encoder, its run config and its test images.
+pub(crate) struct AutoEncoderRun {
+    config: RunConfig,
+    model: PixelCnn,
+    test: ImageSet,
+    options: SamplingOptions,
+}
+
+impl AutoEncoderRun {
+    /// The codes `[B, m]` of the test images at `indices`.
+    fn codes(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let levels = self.test.batch(indices, self.config.model.levels, device);
+        self.model
+            .encode(levels)
+            .expect("checked: the run is an auto-encoder")
+    }
+
+    fn tile(&self, image: &[u8]) -> image::RgbImage {
+        let o = &self.options;
+        picture::levels_tile(image, o.levels, o.height, o.width)
+    }
+
+    fn test_tile(&self, index: usize) -> image::RgbImage {
+        let levels = self.config.model.levels;
+        let image: Vec<u8> = self
+            .test
+            .image(index)
+            .iter()
+            .map(|&v| quantize(v, levels))
+            .collect();
+        self.tile(&image)
+    }
+}
+
+pub(crate) fn open_autoencoder(
+    run: &Path,
+    data_dir: Option<PathBuf>,
+    drawing: &DrawingArgs,
+    device: &Device,
+) -> anyhow::Result<AutoEncoderRun> {
+    let (run_dir, config) = open_run(run)?;
+    let options = sampling_options(&config, drawing)?;
+    if config.model.latent.is_none() {
+        bail!(
+            "{} is not an auto-encoder run: train one with --arch autoencoder or autoencoder-deconv",
+            run.display()
+        );
+    }
+    let model = run_dir.load_checkpoint(device)?.model;
+    let test = test_images(data_dir, None, &config)?;
+    Ok(AutoEncoderRun {
+        config,
+        model,
+        test,
+        options,
+    })
+}
+
+pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
+    if args.n == 0 || args.samples == 0 {
+        bail!("--n and --samples must be at least 1");
+    }
+    let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    let count = args.n.min(ae.test.len());
+    let indices: Vec<usize> = (0..count).collect();
+    let sources: Vec<usize> = (0..count)
+        .flat_map(|i| std::iter::repeat_n(i, args.samples))
+        .collect();
+    let codes = ae
+        .codes(&indices, device)
+        .select(0, index_tensor(&sources, device));
+    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let decoded = sample(
+        &ae.model,
+        sources.len(),
+        Some(codes),
+        ae.options,
+        &mut rng,
+        device,
+    );
+    let mut tiles = Vec::new();
+    for (index, drawn) in indices.iter().zip(decoded.chunks(args.samples)) {
+        tiles.push(ae.test_tile(*index));
+        tiles.extend(drawn.iter().map(|image| ae.tile(image)));
+    }
+    let grid = picture::grid(&tiles, args.samples + 1, args.drawing.scale);
+    picture::save_png(&grid, &args.out)?;
+    eprintln!("wrote {count} reconstructions to {}", args.out.display());
+    Ok(())
+}
+
+pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
+    if args.steps < 2 || args.samples == 0 {
+        bail!("--steps must be at least 2 and --samples at least 1");
+    }
+    let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    for index in [args.a, args.b] {
+        if index >= ae.test.len() {
+            bail!(
+                "there is no test image {index}; the set has {}",
+                ae.test.len()
+            );
+        }
+    }
+    let ends = ae.codes(&[args.a, args.b], device);
+    let (start, end) = (ends.clone().narrow(0, 0, 1), ends.narrow(0, 1, 1));
+    let line: Vec<Tensor<2>> = (0..args.steps)
+        .map(|step| {
+            let t = step as f32 / (args.steps - 1) as f32;
+            start.clone() * (1.0 - t) + end.clone() * t
+        })
+        .collect();
+    let codes = Tensor::cat(line, 0).repeat_dim(0, args.samples);
+    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let count = args.steps * args.samples;
+    let decoded = sample(&ae.model, count, Some(codes), ae.options, &mut rng, device);
+    let mut tiles = Vec::new();
+    for row in decoded.chunks(args.steps) {
+        tiles.push(ae.test_tile(args.a));
+        tiles.extend(row.iter().map(|image| ae.tile(image)));
+        tiles.push(ae.test_tile(args.b));
+    }
+    let grid = picture::grid(&tiles, args.steps + 2, args.drawing.scale);
+    picture::save_png(&grid, &args.out)?;
+    eprintln!(
+        "wrote {} rows of {} steps to {}",
+        args.samples,
+        args.steps,
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
+    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(values, [indices.len()]), device)
+}

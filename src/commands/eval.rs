@@ -1,0 +1,67 @@
+//! `pixelcnn eval`: test-set likelihood, and per-pixel NLL heat maps.
+
+use std::path::PathBuf;
+
+use burn::prelude::Device;
+use clap::Args;
+use pixelcnn::evaluate::{evaluate, heatmap};
+use pixelcnn::picture;
+
+use super::{open_run, test_images};
+
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write a PNG of a few test images beside heat maps of their per-pixel NLL.
+    #[arg(long)]
+    heatmap: Option<PathBuf>,
+    /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
+}
+
+pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
+    let (run, config) = open_run(&args.run)?;
+    let checkpoint = run.load_checkpoint(device)?;
+    let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
+    test.check_conditioning(checkpoint.config.conditioning)?;
+    let result = evaluate(
+        &checkpoint.model,
+        &checkpoint.config,
+        &test,
+        usize::MAX,
+        device,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} test images: {:.2} nats per image, {:.4} bits/dim",
+            result.images, result.nll_nats, result.bits_per_dim
+        );
+    }
+    if let Some(path) = args.heatmap {
+        let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();
+        let picture = heatmap(
+            &checkpoint.model,
+            &checkpoint.config,
+            &test,
+            &indices,
+            device,
+        );
+        picture::save_png(&picture, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Test images shown in `eval --heatmap`.
+pub(crate) const HEATMAP_IMAGES: usize = 8;

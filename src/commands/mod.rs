@@ -1,0 +1,134 @@
+//! The subcommands of `pixelcnn`, one module each, and what they share: opening a run folder,
+//! its test images, and how images are drawn.
+
+pub(crate) mod autoencoder;
+pub(crate) mod bench;
+pub(crate) mod eval;
+pub(crate) mod generate;
+pub(crate) mod train;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use pixelcnn::animation::write_progress_gif;
+use pixelcnn::checkpoint::{RunConfig, RunDir};
+use pixelcnn::data::{DataSource, Embeddings, ImageSet};
+use pixelcnn::plot::{loss_plot, read_metrics};
+use pixelcnn::sample::{Sampler, SamplingOptions};
+
+/// How images are drawn and shown.
+#[derive(Args)]
+pub(crate) struct DrawingArgs {
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Softmax temperature; 0 always picks the most likely level.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Upscaling factor of each image (nearest neighbour).
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
+    /// cached: incremental, fast (gated models); naive: one full forward pass per pixel.
+    #[arg(long, value_enum, default_value_t = Sampler::Cached)]
+    sampler: Sampler,
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
+}
+
+/// Reads `--condition-file`, if given.
+pub(crate) fn read_embeddings(path: Option<&Path>) -> anyhow::Result<Option<Embeddings>> {
+    Ok(path.map(Embeddings::read_npy).transpose()?)
+}
+
+/// The test images of a run: `data_dir`, else the run's own data, with their conditioning
+/// vectors if given; checked against the size the model was trained on.
+pub(crate) fn test_images(
+    data_dir: Option<PathBuf>,
+    condition_file: Option<&Path>,
+    config: &RunConfig,
+) -> anyhow::Result<ImageSet> {
+    let test = DataSource::from_option(data_dir.or(config.data_dir.clone()))
+        .test(read_embeddings(condition_file)?)
+        .context("cannot load the test data")?;
+    if (test.height, test.width) != (config.image_height, config.image_width) {
+        bail!(
+            "the test images are {}×{}, but the model was trained on {}×{}",
+            test.height,
+            test.width,
+            config.image_height,
+            config.image_width
+        );
+    }
+    Ok(test)
+}
+
+pub(crate) fn sampling_options(
+    config: &RunConfig,
+    drawing: &DrawingArgs,
+) -> anyhow::Result<SamplingOptions> {
+    if drawing.scale == 0 {
+        bail!("--scale must be at least 1");
+    }
+    if !(drawing.temperature >= 0.0 && drawing.temperature.is_finite()) {
+        bail!(
+            "--temperature must be 0 or more, got {}",
+            drawing.temperature
+        );
+    }
+    Ok(SamplingOptions {
+        levels: config.model.levels,
+        height: config.image_height,
+        width: config.image_width,
+        temperature: drawing.temperature,
+        sampler: drawing.sampler,
+    })
+}
+
+/// `sample` and `complete` draw from p(x) or p(x|h) for given h; an auto-encoder's h comes
+/// from images, through `reconstruct` and `interpolate`.
+pub(crate) fn refuse_autoencoder(config: &RunConfig) -> anyhow::Result<()> {
+    if config.model.latent.is_some() {
+        bail!(
+            "this is an auto-encoder: it decodes codes of images; use `pixelcnn reconstruct` or `pixelcnn interpolate`"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn open_run(path: &Path) -> anyhow::Result<(RunDir, RunConfig)> {
+    let run = RunDir::new(path);
+    if !run.has_checkpoint() {
+        bail!(
+            "{} is not a trained run: {} is missing",
+            path.display(),
+            run.checkpoint_path().display()
+        );
+    }
+    let config = run.read_config()?;
+    Ok((run, config))
+}
+
+/// `pixelcnn gif`: rebuilds the run's progress animation.
+pub(crate) fn gif_command(args: RunArgs) -> anyhow::Result<()> {
+    let run = open_run(&args.run)?.0;
+    let frames = write_progress_gif(&run)?;
+    eprintln!(
+        "wrote {frames} frames to {}",
+        run.progress_gif_path().display()
+    );
+    Ok(())
+}
+
+/// `pixelcnn plot`: redraws the run's loss plot.
+pub(crate) fn plot_command(args: RunArgs) -> anyhow::Result<()> {
+    let run = open_run(&args.run)?.0;
+    loss_plot(&read_metrics(&run)?, &run.loss_plot_path())?;
+    eprintln!("wrote {}", run.loss_plot_path().display());
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! `pixelcnn train`: the run's settings from flags, the stored run and defaults; then training.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use burn::prelude::Device;
+use clap::Args;
+use pixelcnn::checkpoint::{RunConfig, RunDir};
+use pixelcnn::data::{DataSource, ImageSet};
+use pixelcnn::model::{Architecture, Conditioning, Latent, PixelCnnConfig, SpatialMap};
+use pixelcnn::train::{Outcome, train};
+
+use super::read_embeddings;
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    /// Run folder for the config, checkpoint, metrics and sample grids.
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder with MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Optimisation steps [default: 400].
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<usize>,
+    /// Passes over the training images, instead of --steps.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of the initial weights and the batch order [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Steps between validation, checkpoint and sample grid [default: 200].
+    #[arg(long)]
+    interval: Option<usize>,
+}
+
+/// Model shape; each flag left out takes its default (or, with --resume, the run's value).
+#[derive(Args)]
+pub(crate) struct ModelArgs {
+    /// Architecture: gated (no blind spot) or the original masked pixelcnn [default: gated].
+    #[arg(long, value_enum)]
+    arch: Option<Architecture>,
+    /// Intensity levels K of the softmax, 2..=256 [default: 4].
+    #[arg(long)]
+    levels: Option<usize>,
+    /// Binarised images: the same as --levels 2.
+    #[arg(long, conflicts_with = "levels")]
+    binarize: bool,
+    /// Number of layers, the first included [default: 6].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Feature channels per layer [default: 16].
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Condition the model on the data's class labels (gated architecture).
+    #[arg(long, value_enum, conflicts_with = "condition_file")]
+    conditional: Option<ConditionKind>,
+    /// Condition the model on vectors: a .npy float32 array [N, d], one row per image of the
+    /// training file (gated architecture).
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
+    /// Size m of an auto-encoder's code [default: 16].
+    #[arg(long)]
+    latent_dim: Option<usize>,
+    /// How the condition enters each layer: `vector` adds V·h; `deconv` maps h to a spatial map
+    /// s = m(h) with a deconvolution network and adds V*s, so it can depend on location.
+    #[arg(long, value_enum)]
+    condition_map: Option<ConditionMap>,
+}
+
+/// `train --condition-map`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ConditionMap {
+    /// h enters every layer directly (a bias per channel).
+    Vector,
+    /// s = m(h), a learned deconvolution network's map of the image's size.
+    Deconv,
+}
+
+/// What `train --conditional` conditions on.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ConditionKind {
+    /// The class label of each image, as a one-hot vector.
+    Class,
+}
+
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.out);
+    let stored = if args.resume {
+        if !run.has_checkpoint() {
+            bail!(
+                "{} holds no checkpoint to resume from",
+                run.checkpoint_path().display()
+            );
+        }
+        Some(run.read_config()?)
+    } else {
+        if run.has_checkpoint() {
+            bail!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                args.out.display()
+            );
+        }
+        None
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| stored.as_ref().and_then(|c| c.data_dir.clone()));
+    let condition_file = args
+        .model
+        .condition_file
+        .clone()
+        .or_else(|| stored.as_ref().and_then(|c| c.condition_file.clone()));
+    let data = DataSource::from_option(data_dir.clone())
+        .training(read_embeddings(condition_file.as_deref())?)
+        .context("cannot load the training data")?;
+    let config = run_config(&args, stored.as_ref(), data_dir, condition_file, &data.0)?;
+    run.create()?;
+    run.write_config(&config)?;
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    match train(&run, &config, data, args.resume, device, &INTERRUPTED)? {
+        Outcome::Finished { step, .. } => {
+            eprintln!(
+                "finished {step} steps; samples in {}",
+                run.root().join("samples.png").display()
+            );
+        }
+        Outcome::Interrupted { step } => {
+            eprintln!(
+                "interrupted at step {step}; checkpoint saved. Resume with: pixelcnn train --out {} --resume",
+                args.out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The code of an auto-encoder (`--latent-dim` is refused by validation for other models).
+pub(crate) fn latent(m: &ModelArgs, train_set: &ImageSet) -> Option<Latent> {
+    let autoencoder = matches!(
+        m.arch,
+        Some(Architecture::Autoencoder | Architecture::AutoencoderDeconv)
+    );
+    (autoencoder || m.latent_dim.is_some()).then(|| Latent {
+        dim: m.latent_dim.unwrap_or(16),
+        height: train_set.height,
+        width: train_set.width,
+    })
+}
+
+/// The conditioning `train --conditional` or `--condition-file` asks for on `train_set`.
+pub(crate) fn conditioning(
+    kind: Option<ConditionKind>,
+    train_set: &ImageSet,
+) -> anyhow::Result<Conditioning> {
+    if let Some(embeddings) = &train_set.embeddings {
+        return Ok(Conditioning::Embedding {
+            dim: embeddings.dim,
+        });
+    }
+    match kind {
+        None => Ok(Conditioning::None),
+        Some(ConditionKind::Class) => match train_set.classes() {
+            Some(classes) => Ok(Conditioning::Class { classes }),
+            None => bail!("--conditional class needs labels: the training data has no label file"),
+        },
+    }
+}
+
+/// The run's settings: the flags given, over the stored config when resuming, over defaults.
+pub(crate) fn run_config(
+    args: &TrainArgs,
+    stored: Option<&RunConfig>,
+    data_dir: Option<PathBuf>,
+    condition_file: Option<PathBuf>,
+    train_set: &ImageSet,
+) -> anyhow::Result<RunConfig> {
+    let m = &args.model;
+    let levels = if m.binarize { Some(2) } else { m.levels };
+    let model = match stored {
+        Some(stored) => {
+            let s = &stored.model;
+            let mismatches: Vec<String> = [
+                (
+                    "--arch",
+                    m.arch.map(|a| format!("{a:?}")),
+                    format!("{:?}", s.arch),
+                ),
+                (
+                    "--levels",
+                    levels.map(|v| v.to_string()),
+                    s.levels.to_string(),
+                ),
+                (
+                    "--layers",
+                    m.layers.map(|v| v.to_string()),
+                    s.layers.to_string(),
+                ),
+                (
+                    "--channels",
+                    m.channels.map(|v| v.to_string()),
+                    s.channels.to_string(),
+                ),
+                (
+                    "--latent-dim",
+                    m.latent_dim.map(|v| v.to_string()),
+                    s.latent.map_or("none".to_string(), |l| l.dim.to_string()),
+                ),
+                (
+                    "--condition-map",
+                    m.condition_map.map(|map| match map {
+                        ConditionMap::Vector => "vector".to_string(),
+                        ConditionMap::Deconv => "deconv".to_string(),
+                    }),
+                    if s.spatial.is_some() {
+                        "deconv"
+                    } else {
+                        "vector"
+                    }
+                    .to_string(),
+                ),
+                (
+                    "--conditional",
+                    m.conditional.map(|_| "class".to_string()),
+                    match s.conditioning {
+                        Conditioning::Class { .. } => "class".to_string(),
+                        _ => "none".to_string(),
+                    },
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(flag, given, have)| {
+                given
+                    .filter(|g| *g != have)
+                    .map(|g| format!("{flag} {g} (the run has {have})"))
+            })
+            .collect();
+            if !mismatches.is_empty() {
+                bail!(
+                    "cannot resume with a different model shape: {}",
+                    mismatches.join(", ")
+                );
+            }
+            s.clone()
+        }
+        None => PixelCnnConfig::new(levels.unwrap_or(4))
+            .with_arch(m.arch.unwrap_or(Architecture::Gated))
+            .with_layers(m.layers.unwrap_or(6))
+            .with_channels(m.channels.unwrap_or(16))
+            .with_conditioning(conditioning(m.conditional, train_set)?)
+            .with_spatial(
+                (m.condition_map == Some(ConditionMap::Deconv)).then(|| SpatialMap {
+                    channels: m.channels.unwrap_or(16),
+                    height: train_set.height,
+                    width: train_set.width,
+                }),
+            )
+            .with_latent(latent(m, train_set)),
+    };
+    model.validate().map_err(anyhow::Error::msg)?;
+    let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
+        given.or(stored).unwrap_or(default)
+    };
+    let batch_size = pick(args.batch_size, stored.map(|s| s.batch_size), 32);
+    let interval = pick(args.interval, stored.map(|s| s.interval), 200);
+    if batch_size == 0 || interval == 0 {
+        bail!("--batch-size and --interval must be at least 1");
+    }
+    let steps = match args.epochs {
+        Some(epochs) => epochs * (train_set.len() / batch_size.min(train_set.len())),
+        None => pick(args.steps, stored.map(|s| s.steps), 400),
+    };
+    if steps == 0 {
+        bail!("--steps and --epochs must be at least 1");
+    }
+    let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(1e-3);
+    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+        bail!("--lr must be a positive number, got {learning_rate}");
+    }
+    let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(0);
+    if let Some(s) = stored {
+        if s.seed != seed || s.batch_size != batch_size {
+            bail!(
+                "cannot resume with a different --seed or --batch-size: the batch order would change"
+            );
+        }
+        if (s.image_height, s.image_width) != (train_set.height, train_set.width) {
+            bail!(
+                "cannot resume on {}×{} images: the run was trained on {}×{}",
+                train_set.height,
+                train_set.width,
+                s.image_height,
+                s.image_width
+            );
+        }
+    }
+    Ok(RunConfig {
+        model,
+        batch_size,
+        learning_rate,
+        seed,
+        steps,
+        interval,
+        data_dir,
+        condition_file,
+        image_height: train_set.height,
+        image_width: train_set.width,
+    })
+}
