@@ -3,6 +3,17 @@
 //! The Gated PixelCNN of van den Oord et al. 2016, *Conditional Image Generation with PixelCNN
 //! Decoders* (arXiv 1606.05328), and its predecessor PixelCNN (arXiv 1601.06759), on burn:
 //! models, training, likelihood evaluation and autoregressive sampling.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use pixelcnn::model::PixelCnnConfig;
+//!
+//! let device = Device::flex();
+//! let model = PixelCnnConfig::new(4).with_layers(3).with_channels(8).init_seeded(&device, 0);
+//! let levels = Tensor::<4, Int>::zeros([2, 1, 6, 6], &device); // values in 0..K
+//! let logits = model.forward(levels);
+//! assert_eq!(logits.dims(), [2, 4, 6, 6]); // K logits per pixel
+//! ```
 
 pub mod animation;
 pub mod bench;
