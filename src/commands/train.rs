@@ -35,7 +35,7 @@ pub(crate) struct TrainArgs {
     /// Images per step [default: 32].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Adam learning rate [default: 0.001].
+    /// Adam learning rate [default: 0.003].
     #[arg(long)]
     lr: Option<f64>,
     /// Seed of the initial weights and the batch order [default: 0].
@@ -289,7 +289,7 @@ pub(crate) fn run_config(
     if steps == 0 {
         bail!("--steps and --epochs must be at least 1");
     }
-    let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(1e-3);
+    let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(3e-3);
     if !(learning_rate > 0.0 && learning_rate.is_finite()) {
         bail!("--lr must be a positive number, got {learning_rate}");
     }
