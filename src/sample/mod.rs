@@ -37,7 +37,8 @@ pub struct SamplingOptions {
 }
 
 /// Draws `count` images from `model`, returning each as levels `0..K`, row-major. A
-/// conditional model needs `condition`, one vector h per image `[count, d]`.
+/// conditional model needs `condition`, one vector h per image `[count, d]`; for an
+/// auto-encoder, the codes to decode.
 ///
 /// The random numbers come from `rng`: one uniform number per sub-pixel, in raster order and
 /// image after image within a pixel — the same for both samplers.
