@@ -51,7 +51,7 @@ fn wgpu_device() -> Result<Device, DeviceError> {
 
 #[cfg(feature = "cuda")]
 fn cuda_device() -> Result<Device, DeviceError> {
-    probe("cuda", Device::cuda(0))
+    probe("cuda", Device::cuda(0usize))
 }
 
 #[cfg(not(feature = "cuda"))]
