@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::data::{ImageSet, quantize};
+use crate::data::ImageSet;
 use crate::loss::{bits_per_dim, pixel_nll};
 use crate::model::{PixelCnn, PixelCnnConfig};
 use crate::picture;
@@ -74,11 +74,7 @@ pub fn heatmap(
     let max = nll.iter().copied().fold(0.0, f32::max);
     let mut tiles = Vec::with_capacity(2 * indices.len());
     for (&index, values) in indices.iter().zip(nll.chunks(pixels)) {
-        let image: Vec<u8> = set
-            .image(index)
-            .iter()
-            .map(|&v| quantize(v, levels))
-            .collect();
+        let image = set.levels(index, levels);
         tiles.push(picture::levels_tile(&image, levels, set.height, set.width));
         tiles.push(picture::heat_tile(values, max, set.height, set.width));
     }

@@ -241,8 +241,9 @@ fn grid_conditions(
 ) -> (usize, Option<Tensor<2>>, usize) {
     let first: Vec<usize> = (0..GRID_IMAGES.min(validation.len())).collect();
     // An auto-encoder decodes the codes of the first validation images.
-    if let Some(codes) = model.encode(validation.batch(&first, config.levels, device)) {
-        return (first.len(), Some(codes), 4);
+    if config.latent.is_some() {
+        let codes = model.encode(validation.batch(&first, config.levels, device));
+        return (first.len(), codes, 4);
     }
     let conditioning = config.conditioning;
     match conditioning {

@@ -6,7 +6,7 @@ use anyhow::bail;
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use clap::Args;
 use pixelcnn::checkpoint::RunConfig;
-use pixelcnn::data::{ImageSet, quantize};
+use pixelcnn::data::ImageSet;
 use pixelcnn::model::PixelCnn;
 use pixelcnn::picture;
 use pixelcnn::sample::{SamplingOptions, sample};
@@ -86,14 +86,7 @@ impl AutoEncoderRun {
     }
 
     fn test_tile(&self, index: usize) -> image::RgbImage {
-        let levels = self.config.model.levels;
-        let image: Vec<u8> = self
-            .test
-            .image(index)
-            .iter()
-            .map(|&v| quantize(v, levels))
-            .collect();
-        self.tile(&image)
+        self.tile(&self.test.levels(index, self.config.model.levels))
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use burn::prelude::{Device, Tensor, TensorData};
 use clap::Args;
-use pixelcnn::data::{Embeddings, quantize};
+use pixelcnn::data::Embeddings;
 use pixelcnn::model::Conditioning;
 use pixelcnn::picture;
 use pixelcnn::sample::{complete, sample};
@@ -223,14 +223,7 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     let count = args.n.min(test.len());
     let checkpoint = run.load_checkpoint(device)?;
-    let originals: Vec<Vec<u8>> = (0..count)
-        .map(|i| {
-            test.image(i)
-                .iter()
-                .map(|&v| quantize(v, options.levels))
-                .collect()
-        })
-        .collect();
+    let originals: Vec<Vec<u8>> = (0..count).map(|i| test.levels(i, options.levels)).collect();
     // Every completion of every image in one batch: image i's completions are rows i·S..(i+1)·S.
     let starts: Vec<Vec<u8>> = originals
         .iter()

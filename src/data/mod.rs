@@ -187,15 +187,20 @@ impl ImageSet {
             .map(|&max| usize::from(max) + 1)
     }
 
+    /// Image `index` quantised to `levels`.
+    pub fn levels(&self, index: usize, levels: usize) -> Vec<u8> {
+        self.image(index)
+            .iter()
+            .map(|&v| quantize(v, levels))
+            .collect()
+    }
+
     /// The images at `indices` quantised to `levels`, as a tensor `[B, 1, H, W]`.
     pub fn batch(&self, indices: &[usize], levels: usize, device: &Device) -> Tensor<4, Int> {
         let data: Vec<i64> = indices
             .iter()
-            .flat_map(|&i| {
-                self.image(i)
-                    .iter()
-                    .map(|&v| i64::from(quantize(v, levels)))
-            })
+            .flat_map(|&i| self.levels(i, levels))
+            .map(i64::from)
             .collect();
         Tensor::from_data(
             TensorData::new(data, [indices.len(), 1, self.height, self.width]),
