@@ -120,6 +120,7 @@ pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> V
     let model: PixelCnn = model_config.init_seeded(device, 0);
     let draw = |sampler| {
         let options = SamplingOptions {
+            channels: 1,
             levels: model_config.levels,
             height: SIDE,
             width: SIDE,

@@ -14,6 +14,7 @@ use burn::prelude::*;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::data::{DataError, DataSource, Dataset, FolderOptions};
 use crate::model::{PixelCnn, PixelCnnConfig};
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
@@ -43,14 +44,31 @@ pub struct RunConfig {
     pub steps: usize,
     /// Steps between validations, checkpoints and sample grids.
     pub interval: usize,
+    /// The kind of data in `data_dir`.
+    #[serde(default)]
+    pub dataset: Dataset,
     /// `None`: the MNIST test set embedded in the binary.
     pub data_dir: Option<PathBuf>,
+    /// The side images of a `folder` data set are resized and cropped to.
+    #[serde(default)]
+    pub image_size: Option<usize>,
     /// The conditioning vectors of a vector-conditional model's training images.
     #[serde(default)]
     pub condition_file: Option<PathBuf>,
     /// Size of the training images, and so of generated ones.
     pub image_height: usize,
     pub image_width: usize,
+}
+
+impl RunConfig {
+    /// Where the run's images come from: its own data, or the same kind of data in `dir`.
+    pub fn data_source(&self, dir: Option<PathBuf>) -> Result<DataSource, DataError> {
+        let folder = self.image_size.map(|size| FolderOptions {
+            size,
+            channels: Some(self.model.input_channels),
+        });
+        DataSource::new(self.dataset, dir.or(self.data_dir.clone()), folder)
+    }
 }
 
 /// The state needed to continue training exactly where it stopped.

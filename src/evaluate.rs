@@ -31,7 +31,7 @@ pub fn evaluate(
     device: &Device,
 ) -> Likelihood {
     let count = set.len().min(limit);
-    let dims = set.height * set.width;
+    let dims = set.image_size();
     let mut total_nats = 0.0f64;
     for start in (0..count).step_by(EVAL_BATCH) {
         let indices: Vec<usize> = (start..(start + EVAL_BATCH).min(count)).collect();
@@ -52,8 +52,9 @@ pub fn evaluate(
     }
 }
 
-/// Test images beside heat maps of their per-pixel negative log-likelihood: where the model is
-/// surprised. One row per image; all maps share one colour scale.
+/// Test images beside heat maps of their per-pixel negative log-likelihood (summed over a
+/// colour pixel's channels): where the model is surprised. One row per image; all maps share
+/// one colour scale.
 pub fn heatmap(
     model: &PixelCnn,
     config: &PixelCnnConfig,
@@ -66,6 +67,7 @@ pub fn heatmap(
     let condition = set.condition(indices, config.conditioning, device);
     let logits = model.forward_conditioned(targets.clone(), condition.as_ref());
     let nll: Vec<f32> = pixel_nll(logits, targets)
+        .sum_dim(1)
         .into_data()
         .convert::<f32>()
         .try_into_vec()

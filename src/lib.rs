@@ -9,10 +9,15 @@
 //! use pixelcnn::model::PixelCnnConfig;
 //!
 //! let device = Device::flex();
-//! let model = PixelCnnConfig::new(4).with_layers(3).with_channels(8).init_seeded(&device, 0);
-//! let levels = Tensor::<4, Int>::zeros([2, 1, 6, 6], &device); // values in 0..K
-//! let logits = model.forward(levels);
-//! assert_eq!(logits.dims(), [2, 4, 6, 6]); // K logits per pixel
+//! let config = PixelCnnConfig::new(4).with_layers(3).with_channels(9);
+//! let model = config.clone().init_seeded(&device, 0);
+//! let levels = Tensor::<4, Int>::zeros([2, 1, 6, 6], &device); // [B, C, H, W], values in 0..K
+//! assert_eq!(model.forward(levels).dims(), [2, 1, 4, 6, 6]); // K logits per sub-pixel
+//!
+//! // Colour: R, G, B sub-pixels, each given the ones before it.
+//! let rgb = config.with_input_channels(3).init_seeded(&device, 0);
+//! let levels = Tensor::<4, Int>::zeros([2, 3, 6, 6], &device);
+//! assert_eq!(rgb.forward(levels).dims(), [2, 3, 4, 6, 6]);
 //! ```
 
 pub mod animation;

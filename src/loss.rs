@@ -5,15 +5,19 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-/// Negative log-likelihood in nats of each sub-pixel, `[B, H, W]`, for logits `[B, K, H, W]`
-/// and targets `[B, 1, H, W]` (levels in `0..K`). The log-softmax is the numerically stable one.
-pub fn pixel_nll(logits: Tensor<4>, targets: Tensor<4, Int>) -> Tensor<3> {
-    let log_probs = log_softmax(logits, 1);
-    log_probs.gather(1, targets).squeeze_dim::<3>(1).neg()
+/// Negative log-likelihood in nats of each sub-pixel, `[B, C, H, W]`, for logits
+/// `[B, C, K, H, W]` and targets `[B, C, H, W]` (levels in `0..K`). The log-softmax is the
+/// numerically stable one.
+pub fn pixel_nll(logits: Tensor<5>, targets: Tensor<4, Int>) -> Tensor<4> {
+    let log_probs = log_softmax(logits, 2);
+    log_probs
+        .gather(2, targets.unsqueeze_dim(2))
+        .squeeze_dim::<4>(2)
+        .neg()
 }
 
 /// Mean negative log-likelihood per sub-pixel in nats: the training loss.
-pub fn mean_nll(logits: Tensor<4>, targets: Tensor<4, Int>) -> Tensor<1> {
+pub fn mean_nll(logits: Tensor<5>, targets: Tensor<4, Int>) -> Tensor<1> {
     pixel_nll(logits, targets).mean()
 }
 

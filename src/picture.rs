@@ -31,11 +31,19 @@ pub fn register_font() {
     });
 }
 
-/// A grayscale image of `levels` shown as intensities.
+/// An image of `levels` shown as intensities: grayscale, or RGB when `image` holds three
+/// channel planes.
 pub fn levels_tile(image: &[u8], levels: usize, height: usize, width: usize) -> RgbImage {
+    let plane = height * width;
+    let colour = image.len() >= 3 * plane;
     RgbImage::from_fn(width as u32, height as u32, |x, y| {
-        let v = dequantize(image[y as usize * width + x as usize], levels);
-        Rgb([v, v, v])
+        let at = y as usize * width + x as usize;
+        let value = |channel: usize| dequantize(image[channel * plane + at], levels);
+        if colour {
+            Rgb([value(0), value(1), value(2)])
+        } else {
+            Rgb([value(0); 3])
+        }
     })
 }
 

@@ -209,6 +209,7 @@ fn finish_interval(
     append_metrics(run, &metrics)?;
     let options = SamplingOptions {
         levels,
+        channels: validation.channels,
         height: validation.height,
         width: validation.width,
         temperature: 1.0,

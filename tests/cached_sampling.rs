@@ -11,18 +11,21 @@ use rand::rngs::StdRng;
 const HEIGHT: usize = 7;
 const WIDTH: usize = 6;
 
-/// (layers, channels, first kernel, kernel, levels)
-const CONFIGS: [(usize, usize, usize, usize, usize); 4] = [
-    (3, 8, 7, 3, 4),
-    (4, 6, 5, 5, 2),
-    (2, 5, 3, 3, 256),
-    (5, 12, 7, 3, 16),
+/// (layers, channels, first kernel, kernel, levels, colours)
+type Shape = (usize, usize, usize, usize, usize, usize);
+
+const CONFIGS: [Shape; 6] = [
+    (3, 8, 7, 3, 4, 1),
+    (4, 6, 5, 5, 2, 1),
+    (2, 5, 3, 3, 256, 1),
+    (5, 12, 7, 3, 16, 1),
+    (3, 9, 5, 3, 4, 3),
+    (2, 6, 3, 3, 8, 3),
 ];
 
-fn model(
-    (layers, channels, first_kernel, kernel, levels): (usize, usize, usize, usize, usize),
-) -> PixelCnn {
+fn model((layers, channels, first_kernel, kernel, levels, colours): Shape) -> PixelCnn {
     PixelCnnConfig::new(levels)
+        .with_input_channels(colours)
         .with_layers(layers)
         .with_channels(channels)
         .with_first_kernel(first_kernel)
@@ -35,14 +38,15 @@ fn model(
 fn cached_logits_match_the_full_forward_pass() {
     let device = Device::flex();
     for config in CONFIGS {
-        let levels = config.4;
+        let (levels, colours) = (config.4, config.5);
         let model = model(config);
         let PixelCnn::Gated(gated) = &model else {
             unreachable!()
         };
+        let pixels = HEIGHT * WIDTH;
         let mut images: Vec<Vec<u8>> = (0..3)
             .map(|b| {
-                (0..HEIGHT * WIDTH)
+                (0..colours * pixels)
                     .map(|p| ((p * 5 + b * 3) % levels) as u8)
                     .collect()
             })
@@ -50,25 +54,27 @@ fn cached_logits_match_the_full_forward_pass() {
         let data: Vec<i64> = images.iter().flatten().map(|&l| i64::from(l)).collect();
         let full: Vec<f32> = model
             .forward(Tensor::from_data(
-                TensorData::new(data, [3, 1, HEIGHT, WIDTH]),
+                TensorData::new(data, [3, colours, HEIGHT, WIDTH]),
                 &device,
             ))
             .into_data()
             .try_into_vec()
             .unwrap();
-        let pixels = HEIGHT * WIDTH;
         let mut worst = 0.0f32;
+        let mut visited = 0;
         CachedGatedPixelCnn::new(gated, 3, HEIGHT, WIDTH, None).run(
             &mut images,
-            |pixel, logits, _| {
+            |pixel, colour, logits, _| {
+                visited += 1;
                 for b in 0..3 {
                     for k in 0..levels {
-                        let expected = full[(b * levels + k) * pixels + pixel];
+                        let expected = full[((b * colours + colour) * levels + k) * pixels + pixel];
                         worst = worst.max((logits[b * levels + k] - expected).abs());
                     }
                 }
             },
         );
+        assert_eq!(visited, colours * pixels);
         assert!(worst < 1e-4, "{config:?}: logits differ by {worst}");
     }
 }
@@ -80,6 +86,7 @@ fn cached_and_naive_samplers_draw_identical_images() {
         let draw = |sampler| {
             let options = SamplingOptions {
                 levels: config.4,
+                channels: config.5,
                 height: HEIGHT,
                 width: WIDTH,
                 temperature: 1.0,
@@ -128,6 +135,7 @@ fn follows_the_condition(model: PixelCnn) {
     let draw = |sampler| {
         let options = SamplingOptions {
             levels: 4,
+            channels: 1,
             height: HEIGHT,
             width: WIDTH,
             temperature: 1.0,
@@ -167,7 +175,7 @@ fn follows_the_condition(model: PixelCnn) {
     let pixels = HEIGHT * WIDTH;
     let mut worst = 0.0f32;
     let cached = CachedGatedPixelCnn::new(gated, 4, HEIGHT, WIDTH, Some(vectors));
-    cached.run(&mut images, |pixel, logits, _| {
+    cached.run(&mut images, |pixel, _, logits, _| {
         for b in 0..4 {
             for k in 0..4 {
                 let expected = full[(b * 4 + k) * pixels + pixel];

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{f32_bytes, idx_bytes, npy};
+use common::{cifar_records, f32_bytes, idx_bytes, npy};
 use std::process::{Command, Output};
 
 fn pixelcnn(args: &[&str]) -> Output {
@@ -337,7 +337,7 @@ fn corrupt_or_mismatched_data_and_runs_are_refused() {
             "--data-dir",
             other.to_str().unwrap(),
         ],
-        "the test images are 10×10, but the model was trained on 8×8",
+        "the test images are 10×10 grayscale, but the model was trained on 8×8 grayscale",
     );
 
     assert_fails_with(
@@ -877,5 +877,188 @@ fn autoencoders_train_reconstruct_and_interpolate() {
             "0",
         ],
         "the code needs at least one value",
+    );
+}
+
+/// Whether a picture has any pixel whose channels differ: a colour picture.
+fn has_colour(path: &Path) -> bool {
+    image::open(path)
+        .unwrap()
+        .to_rgb8()
+        .pixels()
+        .any(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2])
+}
+
+#[test]
+fn cifar10_trains_evaluates_and_samples_in_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("cifar"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("data_batch_1.bin"), cifar_records(20)).unwrap();
+    std::fs::write(data.join("test_batch.bin"), cifar_records(4)).unwrap();
+    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut args = vec![
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        data_arg,
+        "--out",
+        run_arg,
+        "--levels",
+        "8",
+    ];
+    args.extend_from_slice(TINY);
+    let output = pixelcnn(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // 16 samples in 4 columns of 32×32 tiles scaled 4×, with 2-pixel gaps: 4·130 + 2.
+    let picture = image::open(run.join("samples.png")).unwrap();
+    assert_eq!((picture.width(), picture.height()), (522, 522));
+
+    let output = pixelcnn(&["eval", "--run", run_arg, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["images"], 4);
+    let (nats, bits) = (
+        json["nll_nats"].as_f64().unwrap(),
+        json["bits_per_dim"].as_f64().unwrap(),
+    );
+    // Bits per sub-pixel: over 32·32·3 dimensions.
+    assert!((bits - nats / (3072.0 * std::f64::consts::LN_2)).abs() < 1e-9);
+    assert!(bits > 0.0 && bits < 3.5, "{bits} bits/dim for 8 levels");
+
+    let out = dir.path().join("colour.png");
+    let output = pixelcnn(&[
+        "sample",
+        "--run",
+        run_arg,
+        "--n",
+        "2",
+        "--scale",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let picture = image::open(&out).unwrap();
+    assert_eq!((picture.width(), picture.height()), (70, 36));
+    assert!(has_colour(&out), "an RGB model draws colour pictures");
+
+    let other = dir.path().join("other");
+    assert_fails_with(
+        &[
+            "train",
+            "--dataset",
+            "cifar10",
+            "--out",
+            other.to_str().unwrap(),
+        ],
+        "--dataset cifar10 and --dataset folder need --data-dir",
+    );
+    assert_fails_with(
+        &[
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            data_arg,
+            "--out",
+            other.to_str().unwrap(),
+            "--arch",
+            "pixelcnn",
+        ],
+        "colour images need the gated architecture",
+    );
+    assert_fails_with(
+        &["train", "--out", run_arg, "--resume", "--dataset", "mnist"],
+        "cannot resume on other data",
+    );
+    assert_fails_with(
+        &[
+            "train",
+            "--image-size",
+            "8",
+            "--out",
+            other.to_str().unwrap(),
+        ],
+        "--image-size and --color apply to --dataset folder only",
+    );
+}
+
+#[test]
+fn image_folder_trains_in_grayscale_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("images");
+    for (class, colour) in [("red", [220u8, 30, 30]), ("blue", [30, 30, 220])] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..6u8 {
+            let picture = image::RgbImage::from_fn(10, 12, |x, y| {
+                let bright = (x + y + u32::from(i)) % 4 == 0;
+                image::Rgb(if bright { colour } else { [0, 0, 0] })
+            });
+            picture
+                .save(data.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    for (colour, is_colour) in [("auto", true), ("gray", false)] {
+        let run = dir.path().join(format!("run-{colour}"));
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "folder",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--image-size",
+            "8",
+            "--color",
+            colour,
+            "--out",
+            run.to_str().unwrap(),
+            "--conditional",
+            "class",
+        ];
+        args.extend_from_slice(TINY);
+        let output = pixelcnn(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+        assert_eq!(
+            config["model"]["input_channels"],
+            if is_colour { 3 } else { 1 }
+        );
+        assert_eq!(config["image_size"], 8);
+        assert_eq!(config["model"]["conditioning"]["classes"], 2);
+        let out = dir.path().join(format!("{colour}.png"));
+        let output = pixelcnn(&[
+            "sample",
+            "--run",
+            run.to_str().unwrap(),
+            "--class",
+            "1",
+            "--n",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(has_colour(&out), is_colour);
+        // The held-out images (every tenth: one of the 12) are the evaluation set.
+        let output = pixelcnn(&["eval", "--run", run.to_str().unwrap(), "--json"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json["images"], 1);
+    }
+    assert_fails_with(
+        &[
+            "train",
+            "--dataset",
+            "folder",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+        ],
+        "--dataset folder needs --image-size",
     );
 }

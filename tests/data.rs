@@ -1,4 +1,5 @@
-//! IDX parsing, the quantisation of intensities into K levels, and the errors for corrupt input.
+//! IDX, CIFAR-10 and image-folder loading, the quantisation of intensities into K levels, and
+//! the errors for corrupt input.
 
 use std::io::Write;
 
@@ -6,8 +7,10 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 mod common;
 
-use common::{f32_bytes, idx_bytes, npy};
-use pixelcnn::data::{DataSource, Embeddings, ImageSet, dequantize, idx, quantize};
+use common::{cifar_records, f32_bytes, idx_bytes, npy};
+use pixelcnn::data::{
+    DataSource, Embeddings, FolderOptions, ImageSet, cifar, dequantize, idx, quantize,
+};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -109,7 +112,7 @@ fn loads_a_folder_of_gzipped_and_raw_files() {
         idx_bytes(&[20], &[3; 20]),
     )
     .unwrap();
-    let source = DataSource::Folder(dir.path().to_path_buf());
+    let source = DataSource::Idx(dir.path().to_path_buf());
     let (train, validation) = source.training(None).unwrap();
     assert_eq!((train.len(), validation.len()), (18, 2));
     assert_eq!((train.height, train.width), (5, 6));
@@ -131,7 +134,7 @@ fn mismatched_label_file_in_a_folder_is_reported_with_its_path() {
         idx_bytes(&[5], &[0; 5]),
     )
     .unwrap();
-    let error = DataSource::Folder(dir.path().to_path_buf())
+    let error = DataSource::Idx(dir.path().to_path_buf())
         .test(None)
         .unwrap_err()
         .to_string();
@@ -202,4 +205,144 @@ fn conditioning_vectors_must_match_the_images() {
     let (first, last) = set.with_embeddings(three).unwrap().split_tail(1);
     assert_eq!(first.embeddings.unwrap().len(), 2);
     assert_eq!(last.embeddings.unwrap().row(0), &[8.0, 9.0, 10.0, 11.0]);
+}
+
+#[test]
+fn cifar10_records_become_rgb_planes_with_labels() {
+    let set = cifar::parse(&cifar_records(12)).unwrap();
+    assert_eq!(
+        (set.len(), set.channels, set.height, set.width),
+        (12, 3, 32, 32)
+    );
+    assert_eq!(
+        set.labels.as_deref().unwrap()[..],
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    );
+    let image = set.image(7);
+    assert_eq!(image.len(), 3072);
+    assert_eq!(
+        (image[0], image[1], image[1024], image[2048]),
+        (255, 7, 14, 21)
+    );
+    let batch = set.batch(&[7], 256, &burn::prelude::Device::flex());
+    assert_eq!(batch.dims(), [1, 3, 32, 32]);
+}
+
+#[test]
+fn corrupt_cifar10_files_are_refused() {
+    let records = cifar_records(2);
+    for (bytes, needle) in [
+        (&records[..3073 + 100], "not a whole number of 3073-byte"),
+        (&[][..], "not a whole number"),
+        (&[10u8; 3073][..], "record 0 has label 10"),
+    ] {
+        let error = cifar::parse(bytes).unwrap_err().to_string();
+        assert!(error.contains(needle), "{error}");
+    }
+}
+
+#[test]
+fn cifar10_folder_splits_training_batches_and_reads_the_test_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    // The published archive unpacks into cifar-10-batches-bin/.
+    let batches = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir(&batches).unwrap();
+    std::fs::write(batches.join("data_batch_1.bin"), cifar_records(12)).unwrap();
+    std::fs::write(batches.join("data_batch_2.bin"), cifar_records(8)).unwrap();
+    std::fs::write(batches.join("test_batch.bin"), cifar_records(5)).unwrap();
+    let source = DataSource::Cifar10(dir.path().to_path_buf());
+    let (train, validation) = source.training(None).unwrap();
+    assert_eq!((train.len(), validation.len()), (18, 2));
+    // The held-out images are the last two of batch 2: its images 6 and 7.
+    assert_eq!(validation.image(1)[1], 7);
+    assert_eq!(source.test(None).unwrap().len(), 5);
+
+    std::fs::write(batches.join("test_batch.bin"), &cifar_records(1)[..3000]).unwrap();
+    let error = source.test(None).unwrap_err().to_string();
+    assert!(
+        error.contains("test_batch.bin") && error.contains("truncated"),
+        "{error}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let error = DataSource::Cifar10(empty.path().to_path_buf())
+        .training(None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no data_batch_1.bin"), "{error}");
+}
+
+/// Writes a `width`×`height` RGB PNG filled with `colour`.
+fn png(path: &std::path::Path, width: u32, height: u32, colour: [u8; 3]) {
+    image::RgbImage::from_pixel(width, height, image::Rgb(colour))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn image_folder_with_class_folders_gives_labels_and_a_deterministic_split() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, colour) in [("cats", [200, 10, 10]), ("dogs", [10, 10, 200])] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        for i in 0..10 {
+            // Wide images: resized to a height of 4, then the centre 4×4 kept.
+            png(
+                &dir.path().join(class).join(format!("{i:02}.png")),
+                12,
+                8,
+                colour,
+            );
+        }
+    }
+    std::fs::write(dir.path().join("cats").join("notes.txt"), "not an image").unwrap();
+    let options = FolderOptions {
+        size: 4,
+        channels: None,
+    };
+    let source = DataSource::Images(dir.path().to_path_buf(), options);
+    let (train, validation) = source.training(None).unwrap();
+    assert_eq!((train.channels, train.height, train.width), (3, 4, 4));
+    assert_eq!((train.len(), validation.len()), (18, 2));
+    // Every tenth image is held out: the last cat and the last dog.
+    assert_eq!(validation.labels.as_deref(), Some(&[0, 1][..]));
+    assert_eq!(source.test(None).unwrap(), validation);
+    let dog = validation.image(1);
+    assert_eq!((dog[0], dog[16], dog[32]), (10, 10, 200));
+
+    let gray = DataSource::Images(
+        dir.path().to_path_buf(),
+        FolderOptions {
+            size: 2,
+            channels: Some(1),
+        },
+    );
+    let (train, _) = gray.training(None).unwrap();
+    assert_eq!((train.channels, train.image(0).len()), (1, 4));
+}
+
+#[test]
+fn image_folder_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FolderOptions {
+        size: 4,
+        channels: None,
+    };
+    let load = |dir: &std::path::Path| {
+        DataSource::Images(dir.to_path_buf(), options)
+            .training(None)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(load(dir.path()).contains("no PNG or JPEG images"));
+    png(&dir.path().join("a.png"), 4, 4, [1, 2, 3]);
+    std::fs::write(dir.path().join("b.png"), b"\x89PNG\r\n\x1a\n broken").unwrap();
+    let error = load(dir.path());
+    assert!(
+        error.contains("b.png") && error.contains("cannot read the image"),
+        "{error}"
+    );
+    std::fs::remove_file(dir.path().join("b.png")).unwrap();
+    assert!(load(dir.path()).contains("at least 2 training images"));
+    std::fs::create_dir(dir.path().join("class")).unwrap();
+    png(&dir.path().join("class").join("c.png"), 4, 4, [1, 2, 3]);
+    assert!(load(dir.path()).contains("both images and class sub-folders"));
 }

@@ -6,11 +6,11 @@ use pixelcnn::loss::{bits_per_dim, mean_nll, nats_to_bits, pixel_nll};
 #[test]
 fn cross_entropy_matches_a_hand_computation() {
     let device = Device::flex();
-    // One image of 1×2 pixels, K = 3 levels: logits [1, 3, 1, 2].
+    // One grayscale image of 1×2 pixels, K = 3 levels: logits [1, 1, 3, 1, 2].
     let pixel_a = [1.0f64, 2.0, 3.0];
     let pixel_b = [0.5f64, -1.0, 0.0];
-    let logits = Tensor::<4>::from_data(
-        TensorData::new(vec![1.0f32, 0.5, 2.0, -1.0, 3.0, 0.0], [1, 3, 1, 2]),
+    let logits = Tensor::<5>::from_data(
+        TensorData::new(vec![1.0f32, 0.5, 2.0, -1.0, 3.0, 0.0], [1, 1, 3, 1, 2]),
         &device,
     );
     let targets =
@@ -36,10 +36,32 @@ fn cross_entropy_matches_a_hand_computation() {
 }
 
 #[test]
+fn each_colour_channel_has_its_own_softmax() {
+    let device = Device::flex();
+    // One RGB pixel, K = 2: logits [1, 3, 2, 1, 1], channel after channel.
+    let logits = Tensor::<5>::from_data(
+        TensorData::new(vec![0.0f32, 0.0, 2.0, 0.0, -1.0, 1.0], [1, 3, 2, 1, 1]),
+        &device,
+    );
+    let targets =
+        Tensor::<4, Int>::from_data(TensorData::new(vec![1i64, 0, 1], [1, 3, 1, 1]), &device);
+    let per_channel: Vec<f32> = pixel_nll(logits, targets)
+        .into_data()
+        .try_into_vec()
+        .unwrap();
+    // R: ln 2; G: ln(1 + e²) − 2 = 0.12692801; B: ln(e⁻¹ + e) − 1 = 0.12692801.
+    let expected = [std::f32::consts::LN_2, 0.126_928_01, 0.126_928_01];
+    assert_eq!(per_channel.len(), 3);
+    for (got, want) in per_channel.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+}
+
+#[test]
 fn log_softmax_is_stable_for_extreme_logits() {
     let device = Device::flex();
-    let logits = Tensor::<4>::from_data(
-        TensorData::new(vec![1.0e4f32, -1.0e4, 0.0], [1, 3, 1, 1]),
+    let logits = Tensor::<5>::from_data(
+        TensorData::new(vec![1.0e4f32, -1.0e4, 0.0], [1, 1, 3, 1, 1]),
         &device,
     );
     let target = |level: i64| {

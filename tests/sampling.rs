@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 
 const OPTIONS: SamplingOptions = SamplingOptions {
     levels: 4,
+    channels: 1,
     height: 6,
     width: 5,
     temperature: 1.0,
@@ -110,9 +111,9 @@ fn forward_on_the_rows_so_far_equals_the_full_forward() {
             TensorData::new(levels[..rows * 5].to_vec(), [1, 1, rows, 5]),
             &device,
         );
-        let last_row = |logits: Tensor<4>, row: usize| -> Vec<f32> {
+        let last_row = |logits: Tensor<5>, row: usize| -> Vec<f32> {
             logits
-                .slice([0..1, 0..4, row..row + 1, 0..5])
+                .slice([0..1, 0..1, 0..4, row..row + 1, 0..5])
                 .into_data()
                 .try_into_vec()
                 .unwrap()

@@ -22,6 +22,7 @@ fn small_mnist(count: usize) -> ImageSet {
         }
     }
     ImageSet {
+        channels: 1,
         height: 14,
         width: 14,
         pixels,
@@ -45,7 +46,9 @@ fn config(steps: usize, interval: usize) -> RunConfig {
         seed: 1,
         steps,
         interval,
+        dataset: Default::default(),
         data_dir: None,
+        image_size: None,
         condition_file: None,
         image_height: 14,
         image_width: 14,

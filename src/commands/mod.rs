@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
-use pixelcnn::data::{DataSource, Embeddings, ImageSet};
+use pixelcnn::data::{Embeddings, ImageSet};
 use pixelcnn::plot::{loss_plot, read_metrics};
 use pixelcnn::sample::{Sampler, SamplingOptions};
 
@@ -53,19 +53,29 @@ pub(crate) fn test_images(
     condition_file: Option<&Path>,
     config: &RunConfig,
 ) -> anyhow::Result<ImageSet> {
-    let test = DataSource::from_option(data_dir.or(config.data_dir.clone()))
+    let test = config
+        .data_source(data_dir)?
         .test(read_embeddings(condition_file)?)
         .context("cannot load the test data")?;
-    if (test.height, test.width) != (config.image_height, config.image_width) {
+    let trained = (
+        config.model.input_channels,
+        config.image_height,
+        config.image_width,
+    );
+    if (test.channels, test.height, test.width) != trained {
         bail!(
-            "the test images are {}×{}, but the model was trained on {}×{}",
-            test.height,
-            test.width,
-            config.image_height,
-            config.image_width
+            "the test images are {}, but the model was trained on {}",
+            describe(test.channels, test.height, test.width),
+            describe(trained.0, trained.1, trained.2)
         );
     }
     Ok(test)
+}
+
+/// "28×28 grayscale" or "32×32 RGB".
+pub(crate) fn describe(channels: usize, height: usize, width: usize) -> String {
+    let kind = if channels == 1 { "grayscale" } else { "RGB" };
+    format!("{height}×{width} {kind}")
 }
 
 pub(crate) fn sampling_options(
@@ -83,6 +93,7 @@ pub(crate) fn sampling_options(
     }
     Ok(SamplingOptions {
         levels: config.model.levels,
+        channels: config.model.input_channels,
         height: config.image_height,
         width: config.image_width,
         temperature: drawing.temperature,

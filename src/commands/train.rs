@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::Args;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
-use pixelcnn::data::{DataSource, ImageSet};
+use pixelcnn::data::{DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{Architecture, Conditioning, Latent, PixelCnnConfig, SpatialMap};
 use pixelcnn::train::{Outcome, train};
 
@@ -18,9 +18,22 @@ pub(crate) struct TrainArgs {
     /// Run folder for the config, checkpoint, metrics and sample grids.
     #[arg(long)]
     out: PathBuf,
-    /// Folder with MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...).
+    /// Kind of data in --data-dir [default: mnist].
+    #[arg(long, value_enum)]
+    dataset: Option<Dataset>,
+    /// The data: for mnist, IDX files (train-images-idx3-ubyte[.gz], t10k-…; without it, the
+    /// MNIST test set built into the binary); for cifar10, data_batch_1.bin … test_batch.bin;
+    /// for folder, PNG/JPEG images, directly or in one sub-folder per class.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// --dataset folder: every image is resized so that its shorter side is this size, then
+    /// centre-cropped to a square.
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// --dataset folder: read the images as grayscale or RGB; auto picks RGB if any image has
+    /// colour [default: auto].
+    #[arg(long, value_enum)]
+    color: Option<ColorMode>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
@@ -89,6 +102,14 @@ pub(crate) enum ConditionMap {
     Deconv,
 }
 
+/// `train --color`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorMode {
+    Auto,
+    Gray,
+    Rgb,
+}
+
 /// What `train --conditional` conditions on.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ConditionKind {
@@ -117,24 +138,22 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         }
         None
     };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or_else(|| stored.as_ref().and_then(|c| c.data_dir.clone()));
+    let data = DataChoice::new(&args, stored.as_ref())?;
     let condition_file = args
         .model
         .condition_file
         .clone()
         .or_else(|| stored.as_ref().and_then(|c| c.condition_file.clone()));
-    let data = DataSource::from_option(data_dir.clone())
+    let sets = data
+        .source()?
         .training(read_embeddings(condition_file.as_deref())?)
         .context("cannot load the training data")?;
-    let config = run_config(&args, stored.as_ref(), data_dir, condition_file, &data.0)?;
+    let config = run_config(&args, stored.as_ref(), data, condition_file, &sets.0)?;
     run.create()?;
     run.write_config(&config)?;
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
-    match train(&run, &config, data, args.resume, device, &INTERRUPTED)? {
+    match train(&run, &config, sets, args.resume, device, &INTERRUPTED)? {
         Outcome::Finished { step, .. } => {
             eprintln!(
                 "finished {step} steps; samples in {}",
@@ -149,6 +168,64 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// The data a run trains on: from the flags, or from the stored run when resuming.
+pub(crate) struct DataChoice {
+    dataset: Dataset,
+    dir: Option<PathBuf>,
+    image_size: Option<usize>,
+    channels: Option<usize>,
+}
+
+impl DataChoice {
+    fn new(args: &TrainArgs, stored: Option<&RunConfig>) -> anyhow::Result<Self> {
+        let channels = match args.color {
+            None | Some(ColorMode::Auto) => None,
+            Some(ColorMode::Gray) => Some(1),
+            Some(ColorMode::Rgb) => Some(3),
+        };
+        let Some(stored) = stored else {
+            let dataset = args.dataset.unwrap_or_default();
+            if dataset != Dataset::Folder && (args.image_size.is_some() || args.color.is_some()) {
+                bail!("--image-size and --color apply to --dataset folder only");
+            }
+            return Ok(Self {
+                dataset,
+                dir: args.data_dir.clone(),
+                image_size: args.image_size,
+                channels,
+            });
+        };
+        if args.dataset.is_some_and(|d| d != stored.dataset)
+            || args
+                .image_size
+                .is_some_and(|s| Some(s) != stored.image_size)
+            || channels.is_some_and(|c| c != stored.model.input_channels)
+        {
+            bail!(
+                "cannot resume on other data: the run was trained on --dataset {:?}{}",
+                stored.dataset,
+                stored
+                    .image_size
+                    .map_or(String::new(), |s| format!(" --image-size {s}"))
+            );
+        }
+        Ok(Self {
+            dataset: stored.dataset,
+            dir: args.data_dir.clone().or(stored.data_dir.clone()),
+            image_size: stored.image_size,
+            channels: Some(stored.model.input_channels),
+        })
+    }
+
+    fn source(&self) -> anyhow::Result<DataSource> {
+        let folder = self.image_size.map(|size| FolderOptions {
+            size,
+            channels: self.channels,
+        });
+        Ok(DataSource::new(self.dataset, self.dir.clone(), folder)?)
+    }
 }
 
 /// The code of an auto-encoder (`--latent-dim` is refused by validation for other models).
@@ -187,7 +264,7 @@ pub(crate) fn conditioning(
 pub(crate) fn run_config(
     args: &TrainArgs,
     stored: Option<&RunConfig>,
-    data_dir: Option<PathBuf>,
+    data: DataChoice,
     condition_file: Option<PathBuf>,
     train_set: &ImageSet,
 ) -> anyhow::Result<RunConfig> {
@@ -261,6 +338,7 @@ pub(crate) fn run_config(
         }
         None => PixelCnnConfig::new(levels.unwrap_or(4))
             .with_arch(m.arch.unwrap_or(Architecture::Gated))
+            .with_input_channels(train_set.channels)
             .with_layers(m.layers.unwrap_or(6))
             .with_channels(m.channels.unwrap_or(16))
             .with_conditioning(conditioning(m.conditional, train_set)?)
@@ -317,7 +395,9 @@ pub(crate) fn run_config(
         seed,
         steps,
         interval,
-        data_dir,
+        dataset: data.dataset,
+        data_dir: data.dir,
+        image_size: data.image_size,
         condition_file,
         image_height: train_set.height,
         image_width: train_set.width,

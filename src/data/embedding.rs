@@ -71,6 +71,17 @@ impl Embeddings {
         &self.values[index * self.dim..(index + 1) * self.dim]
     }
 
+    /// The vectors of the rows at `indices`.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            dim: self.dim,
+            values: indices
+                .iter()
+                .flat_map(|&i| self.row(i).iter().copied())
+                .collect(),
+        }
+    }
+
     /// Splits off the vectors from row `at` on.
     pub fn split_off(&mut self, at: usize) -> Self {
         Self {

@@ -1,16 +1,20 @@
-//! Image data: MNIST-style IDX files (from a folder or the copy embedded in the binary), the
-//! K-level quantisation `level = ⌊v·K/256⌋` of PixelCNN's discrete softmax (arXiv 1601.06759,
-//! Section 2.2), and batching into tensors.
+//! Image data: MNIST-style IDX files (from a folder or the copy embedded in the binary), CIFAR-10
+//! binary batches and folders of PNG/JPEG files; the K-level quantisation `level = ⌊v·K/256⌋` of
+//! PixelCNN's discrete softmax (arXiv 1601.06759, Section 2.2), and batching into tensors.
 
+pub mod cifar;
 pub mod embedding;
+pub mod folder;
 pub mod idx;
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Conditioning, one_hot};
 pub use embedding::Embeddings;
+pub use folder::FolderOptions;
 
 /// Why a data set could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +25,15 @@ pub enum DataError {
     File { path: PathBuf, message: String },
 }
 
-/// Grayscale images with optional labels, stored as bytes `0..=255`.
+/// Grayscale or colour images with optional labels, stored as bytes `0..=255`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSet {
+    /// Colour channels: 1 (grayscale) or 3 (R, G, B).
+    pub channels: usize,
     pub height: usize,
     pub width: usize,
-    /// `len · height · width` bytes, image after image, row after row.
+    /// `len · channels · height · width` bytes: image after image, each channel's plane after
+    /// the other (R, then G, then B), row after row.
     pub pixels: Vec<u8>,
     pub labels: Option<Vec<u8>>,
     /// One conditioning vector per image, if given.
@@ -63,12 +70,18 @@ impl ImageSet {
             })
             .transpose()?;
         Ok(Self {
+            channels: 1,
             height,
             width,
             pixels: images.data,
             labels,
             embeddings: None,
         })
+    }
+
+    /// Sub-pixels of one image: `channels · height · width`.
+    pub fn image_size(&self) -> usize {
+        self.channels * self.height * self.width
     }
 
     /// Attaches one conditioning vector per image.
@@ -85,7 +98,7 @@ impl ImageSet {
     }
 
     pub fn len(&self) -> usize {
-        self.pixels.len() / (self.height * self.width)
+        self.pixels.len() / self.image_size()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,17 +107,18 @@ impl ImageSet {
 
     /// The pixels of image `index`.
     pub fn image(&self, index: usize) -> &[u8] {
-        let size = self.height * self.width;
+        let size = self.image_size();
         &self.pixels[index * size..(index + 1) * size]
     }
 
     /// Splits off the last `count` images, returning `(first, last)`.
     pub fn split_tail(mut self, count: usize) -> (Self, Self) {
         let keep = self.len() - count.min(self.len());
-        let tail_pixels = self.pixels.split_off(keep * self.height * self.width);
+        let tail_pixels = self.pixels.split_off(keep * self.image_size());
         let tail_labels = self.labels.as_mut().map(|labels| labels.split_off(keep));
         let tail_embeddings = self.embeddings.as_mut().map(|e| e.split_off(keep));
         let tail = Self {
+            channels: self.channels,
             height: self.height,
             width: self.width,
             pixels: tail_pixels,
@@ -112,6 +126,33 @@ impl ImageSet {
             embeddings: tail_embeddings,
         };
         (self, tail)
+    }
+
+    /// Splits the set into every image but each tenth, and each tenth (the 10th, 20th, …; with
+    /// fewer than 10 images, the last): a split that takes from every class folder alike.
+    pub fn split_every_tenth(self) -> (Self, Self) {
+        let count = self.len();
+        let held_out = |i: usize| i % 10 == 9 || (count < 10 && i == count - 1);
+        let (kept, tail): (Vec<usize>, Vec<usize>) = (0..count).partition(|&i| !held_out(i));
+        (self.select(&kept), self.select(&tail))
+    }
+
+    /// The images at `indices`, with their labels and vectors.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            pixels: indices
+                .iter()
+                .flat_map(|&i| self.image(i).iter().copied())
+                .collect(),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|labels| indices.iter().map(|&i| labels[i]).collect()),
+            embeddings: self.embeddings.as_ref().map(|e| e.select(indices)),
+        }
     }
 
     /// The conditioning vectors h `[B, d]` of the images at `indices`, or `None` for an
@@ -195,7 +236,7 @@ impl ImageSet {
             .collect()
     }
 
-    /// The images at `indices` quantised to `levels`, as a tensor `[B, 1, H, W]`.
+    /// The images at `indices` quantised to `levels`, as a tensor `[B, C, H, W]`.
     pub fn batch(&self, indices: &[usize], levels: usize, device: &Device) -> Tensor<4, Int> {
         let data: Vec<i64> = indices
             .iter()
@@ -203,7 +244,10 @@ impl ImageSet {
             .map(i64::from)
             .collect();
         Tensor::from_data(
-            TensorData::new(data, [indices.len(), 1, self.height, self.width]),
+            TensorData::new(
+                data,
+                [indices.len(), self.channels, self.height, self.width],
+            ),
             device,
         )
     }
@@ -219,7 +263,20 @@ pub fn dequantize(level: u8, levels: usize) -> u8 {
     ((usize::from(level) * 255 + (levels - 1) / 2) / (levels - 1)) as u8
 }
 
-/// Where images come from: a folder of IDX files, or the MNIST test set embedded in the binary.
+/// The kinds of data set `train --dataset` reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    /// MNIST-style IDX files (or, without --data-dir, the MNIST test set in the binary).
+    #[default]
+    Mnist,
+    /// CIFAR-10 binary batches (data_batch_1.bin … data_batch_5.bin, test_batch.bin).
+    Cifar10,
+    /// A folder of PNG/JPEG images, optionally one sub-folder per class.
+    Folder,
+}
+
+/// Where images come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataSource {
     /// The 10,000 MNIST test images shipped inside the binary: the first 9,000 train, the last
@@ -227,54 +284,88 @@ pub enum DataSource {
     Embedded,
     /// A folder with `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
     /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each optionally `.gz`.
-    Folder(PathBuf),
+    Idx(PathBuf),
+    /// A folder with CIFAR-10's binary batches.
+    Cifar10(PathBuf),
+    /// A folder of images; every tenth in sorted order (the 10th, 20th, …; with fewer than 10,
+    /// the last) is held out as the validation and evaluation set.
+    Images(PathBuf, folder::FolderOptions),
 }
 
 const EMBEDDED_IMAGES: &[u8] = include_bytes!("../../data/t10k-images-idx3-ubyte.gz");
 const EMBEDDED_LABELS: &[u8] = include_bytes!("../../data/t10k-labels-idx1-ubyte.gz");
 const EMBEDDED_HELD_OUT: usize = 1_000;
-/// Largest validation split taken from the end of a folder's training images.
+/// Largest validation split taken from the end of a training file.
 const MAX_VALIDATION: usize = 5_000;
 
 impl DataSource {
-    pub fn from_option(dir: Option<PathBuf>) -> Self {
-        dir.map_or(Self::Embedded, Self::Folder)
+    /// The source of `dataset` in `dir`; MNIST without a folder is the embedded set.
+    pub fn new(
+        dataset: Dataset,
+        dir: Option<PathBuf>,
+        folder: Option<folder::FolderOptions>,
+    ) -> Result<Self, DataError> {
+        match (dataset, dir) {
+            (Dataset::Mnist, dir) => Ok(dir.map_or(Self::Embedded, Self::Idx)),
+            (Dataset::Cifar10, Some(dir)) => Ok(Self::Cifar10(dir)),
+            (Dataset::Folder, Some(dir)) => folder
+                .map(|options| Self::Images(dir, options))
+                .ok_or_else(|| DataError::Format("--dataset folder needs --image-size".into())),
+            (_, None) => Err(DataError::Format(
+                "--dataset cifar10 and --dataset folder need --data-dir".into(),
+            )),
+        }
     }
 
-    /// Training and validation images. For a folder, the last 10% of the training file (at most
-    /// 5,000 images) is held out for validation. `embeddings` has one vector per image of the
-    /// whole training file (for the embedded set: of all 10,000 images).
+    /// Training and validation images. For IDX and CIFAR-10 folders, the last 10% of the
+    /// training files (at most 5,000 images) is held out for validation. `embeddings` has one
+    /// vector per image of the whole training data (for the embedded set: of all 10,000
+    /// images; for an image folder: of all its images).
     pub fn training(
         &self,
         embeddings: Option<Embeddings>,
     ) -> Result<(ImageSet, ImageSet), DataError> {
-        let (set, held_out) = match self {
-            Self::Embedded => (embedded()?, EMBEDDED_HELD_OUT),
-            Self::Folder(dir) => {
-                let set = load_pair(dir, "train")?;
-                if set.len() < 2 {
-                    return Err(DataError::Format(format!(
-                        "{}: at least 2 training images are needed (one for validation)",
-                        dir.display()
-                    )));
-                }
-                let held_out = (set.len() / 10).clamp(1, MAX_VALIDATION);
-                (set, held_out)
+        let (set, dir) = match self {
+            Self::Embedded => {
+                return Ok(with_optional(embedded()?, embeddings)?.split_tail(EMBEDDED_HELD_OUT));
             }
+            Self::Images(dir, options) => {
+                let set = with_optional(folder::load(dir, *options)?, embeddings)?;
+                return at_least_two(set, dir).map(|set| set.split_every_tenth());
+            }
+            Self::Idx(dir) => (load_pair(dir, "train")?, dir),
+            Self::Cifar10(dir) => (cifar::load_training(dir)?, dir),
         };
-        Ok(with_optional(set, embeddings)?.split_tail(held_out))
+        let set = at_least_two(with_optional(set, embeddings)?, dir)?;
+        let held_out = (set.len() / 10).clamp(1, MAX_VALIDATION);
+        Ok(set.split_tail(held_out))
     }
 
-    /// The evaluation images; `embeddings` has one vector per image of the whole test file (for
-    /// the embedded set: of all 10,000 images).
+    /// The evaluation images; `embeddings` has one vector per image of the whole test data (for
+    /// the embedded set: of all 10,000 images; for an image folder: of all its images).
     pub fn test(&self, embeddings: Option<Embeddings>) -> Result<ImageSet, DataError> {
         match self {
             Self::Embedded => Ok(with_optional(embedded()?, embeddings)?
                 .split_tail(EMBEDDED_HELD_OUT)
                 .1),
-            Self::Folder(dir) => with_optional(load_pair(dir, "t10k")?, embeddings),
+            Self::Idx(dir) => with_optional(load_pair(dir, "t10k")?, embeddings),
+            Self::Cifar10(dir) => with_optional(cifar::load_test(dir)?, embeddings),
+            Self::Images(dir, options) => {
+                let set = with_optional(folder::load(dir, *options)?, embeddings)?;
+                Ok(at_least_two(set, dir)?.split_every_tenth().1)
+            }
         }
     }
+}
+
+fn at_least_two(set: ImageSet, dir: &Path) -> Result<ImageSet, DataError> {
+    if set.len() < 2 {
+        return Err(DataError::File {
+            path: dir.to_path_buf(),
+            message: "at least 2 training images are needed (one for validation)".into(),
+        });
+    }
+    Ok(set)
 }
 
 fn with_optional(set: ImageSet, embeddings: Option<Embeddings>) -> Result<ImageSet, DataError> {

@@ -83,7 +83,7 @@ impl AutoEncoder {
     }
 
     /// Logits of p(x|h) with h = `code`, or h = f(x) when no code is given.
-    pub fn forward(&self, levels: Tensor<4, Int>, code: Option<&Tensor<2>>) -> Tensor<4> {
+    pub fn forward(&self, levels: Tensor<4, Int>, code: Option<&Tensor<2>>) -> Tensor<5> {
         match code {
             Some(h) => self.decoder.forward(levels, Some(h)),
             None => {

@@ -10,6 +10,10 @@
 //! built from ordinary convolutions that are padded on one side only and cropped, never from
 //! masked weights, so the combined receptive field has no blind spot. A 1×1 convolution links the
 //! vertical stack into the horizontal one before the gate `tanh(a) ⊙ σ(b)`.
+//!
+//! For colour images the horizontal stack sees the pixels strictly to the left through its
+//! convolution, and the current pixel through a separate 1×1 convolution masked by colour group
+//! (see [`super::colour`]), as are the 1×1 convolutions that mix groups after the gate.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -17,9 +21,10 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
+use super::colour::{ColourMask, Mask, pointwise};
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
-use super::{PixelCnnConfig, conv1x1, input_to_float};
+use super::{PixelCnnConfig, conv1x1, input_to_float, split_colours};
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
 /// [`OutputHead`] that predicts K logits per pixel.
@@ -56,6 +61,7 @@ impl GatedPixelCnn {
                         None => config.conditioning.dim(),
                     },
                     spatial: config.spatial.is_some(),
+                    colours: config.input_channels,
                 }
                 .init(device)
             })
@@ -72,9 +78,9 @@ impl GatedPixelCnn {
         }
     }
 
-    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`) and, for a
-    /// conditional model, the conditioning vectors h `[B, d]`.
-    pub fn forward(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Tensor<4> {
+    /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` (values in `0..K`) and, for
+    /// a conditional model, the conditioning vectors h `[B, d]`.
+    pub fn forward(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Tensor<5> {
         let x = input_to_float(levels, self.levels);
         let [_, _, height, width] = x.dims();
         let (mut vertical, mut horizontal) = (x.clone(), x);
@@ -98,8 +104,11 @@ impl GatedPixelCnn {
                 None => skip,
             });
         }
-        self.head
-            .forward(skips.expect("a Gated PixelCNN has at least one layer"))
+        let logits = self
+            .head
+            .forward(skips.expect("a Gated PixelCNN has at least one layer"));
+        let colours = logits.dims()[1] / self.levels;
+        split_colours(logits, colours)
     }
 }
 
@@ -115,13 +124,17 @@ pub struct GatedLayerConfig {
     condition_dim: Option<usize>,
     /// Condition through a map s (1×1 convolutions) rather than a vector h (linear layer).
     spatial: bool,
+    /// Colour channels C of the image: feature channels form C groups.
+    colours: usize,
 }
 
 impl GatedLayerConfig {
     fn init(&self, device: &Device) -> GatedLayer {
         let (c_in, c, k) = (self.in_channels, self.channels, self.kernel);
         let p = k / 2;
-        let sees_current = usize::from(!self.first);
+        let colour = self.colours > 1;
+        // With colours, the current pixel comes through `current_pixel` instead.
+        let sees_current = usize::from(!self.first && !colour);
         GatedLayer {
             vertical_row: Conv2dConfig::new([c_in, c], [1, k])
                 .with_padding(PaddingConfig2d::Explicit(0, p, 0, p))
@@ -140,6 +153,7 @@ impl GatedLayerConfig {
             horizontal: Conv2dConfig::new([c_in, 2 * c], [1, p + 1])
                 .with_padding(PaddingConfig2d::Explicit(0, p + 1 - sees_current, 0, 0))
                 .init(device),
+            current_pixel: colour.then(|| conv1x1(c_in, 2 * c, device)),
             skip: conv1x1(c, c, device),
             horizontal_output: conv1x1(c, c, device),
             condition: self
@@ -152,6 +166,7 @@ impl GatedLayerConfig {
                     .init(device)
             }),
             first: self.first,
+            colours: self.colours,
         }
     }
 }
@@ -165,6 +180,9 @@ pub struct GatedLayer {
     pub(crate) vertical_to_horizontal: Conv2d,
     pub(crate) vertical_input: Conv2d,
     pub(crate) horizontal: Conv2d,
+    /// Colour images only: the current pixel's contribution to the horizontal stack, masked so
+    /// that each colour group sees only earlier sub-pixels (mask A) or groups (mask B).
+    pub(crate) current_pixel: Option<Conv2d>,
     pub(crate) skip: Conv2d,
     pub(crate) horizontal_output: Conv2d,
     /// `V h` of Section 2.3: the conditioning vector's contribution to the pre-activations of
@@ -173,6 +191,7 @@ pub struct GatedLayer {
     /// `V * s`: the same for a condition map s, as a 1×1 convolution.
     pub(crate) condition_map: Option<Conv2d>,
     pub(crate) first: bool,
+    pub(crate) colours: usize,
 }
 
 /// What a layer is conditioned on: h itself, or the map s = m(h).
@@ -209,12 +228,17 @@ impl GatedLayer {
         let vertical_out = gate(vertical);
 
         let mut horizontal = self.horizontal.forward(horizontal_in.clone());
-        if self.first {
+        if self.first || self.current_pixel.is_some() {
             horizontal = horizontal.narrow(3, 0, width);
         }
+        if let Some(current) = &self.current_pixel {
+            let mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
+            horizontal = horizontal + pointwise(current, horizontal_in.clone(), Some(mask));
+        }
         let gated = gate(horizontal + link);
-        let skip = self.skip.forward(gated.clone());
-        let mut horizontal_out = self.horizontal_output.forward(gated);
+        let mask = Some(self.colour_mask(Mask::B));
+        let skip = pointwise(&self.skip, gated.clone(), mask);
+        let mut horizontal_out = pointwise(&self.horizontal_output, gated, mask);
         if !self.first {
             horizontal_out = horizontal_out + horizontal_in;
         }
@@ -223,6 +247,16 @@ impl GatedLayer {
 }
 
 impl GatedLayer {
+    /// The colour mask of a 1×1 convolution into the layer's C feature channels, or into the
+    /// 2C pre-activations of a gate (each half split into the same groups).
+    pub(crate) fn colour_mask(&self, mask: Mask) -> ColourMask {
+        ColourMask {
+            colours: self.colours,
+            mask,
+            period: self.skip.weight.dims()[0],
+        }
+    }
+
     /// `V h` as `[B, 4C, 1, 1]` or `V * s` as `[B, 4C, H, W]`: 2C for the vertical stack's
     /// pre-activations, then 2C for the horizontal stack's.
     fn condition_terms(&self, condition: Option<&Condition>, batch: usize) -> Option<Tensor<4>> {

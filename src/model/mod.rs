@@ -3,6 +3,7 @@
 //! rest of the crate (training, evaluation, sampling, checkpoints) treats them alike.
 
 pub mod autoencoder;
+pub mod colour;
 pub mod gated;
 mod head;
 pub mod masked;
@@ -80,7 +81,7 @@ pub struct PixelCnnConfig {
     /// Hidden channels of the 1×1 output head.
     #[config(default = 32)]
     pub head_channels: usize,
-    /// Channels of the input image (1: grayscale, the only kind supported so far).
+    /// Colour channels C of the images: 1 (grayscale) or 3 (RGB, modelled R→G→B).
     #[config(default = 1)]
     pub input_channels: usize,
     /// What the model is conditioned on (gated architecture only).
@@ -115,10 +116,19 @@ impl PixelCnnConfig {
                 self.levels
             ));
         }
-        if self.input_channels != 1 {
+        if ![1, 3].contains(&self.input_channels) {
             return Err(format!(
-                "only grayscale (1-channel) images are supported, got {} channels",
+                "images must have 1 (grayscale) or 3 (RGB) channels, got {}",
                 self.input_channels
+            ));
+        }
+        if self.input_channels > 1 && self.arch != Architecture::Gated {
+            return Err("colour images need the gated architecture (--arch gated)".into());
+        }
+        if self.channels.min(self.head_channels) < self.input_channels {
+            return Err(format!(
+                "{} colours need at least {} feature channels, one group per colour",
+                self.input_channels, self.input_channels
             ));
         }
         for (name, value) in [
@@ -208,25 +218,25 @@ impl PixelCnnConfig {
 }
 
 impl PixelCnn {
-    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`), for an
+    /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` (values in `0..K`), for an
     /// unconditional model.
-    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<5> {
         self.forward_conditioned(levels, None)
     }
 
-    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` given, for a conditional
+    /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` given, for a conditional
     /// model, the conditioning vectors h `[B, d]`. For an auto-encoder h is the code: without
     /// one, the encoder computes it from the images themselves.
     pub fn forward_conditioned(
         &self,
         levels: Tensor<4, Int>,
         condition: Option<&Tensor<2>>,
-    ) -> Tensor<4> {
+    ) -> Tensor<5> {
         match self {
             PixelCnn::Gated(model) => model.forward(levels, condition),
-            PixelCnn::Masked(model) => model.forward(levels),
+            PixelCnn::Masked(model) => model.forward(levels).unsqueeze_dim(1),
             PixelCnn::AutoEncoder(model) => model.forward(levels, condition),
-            PixelCnn::DeconvAutoEncoder(model) => model.forward(levels, condition),
+            PixelCnn::DeconvAutoEncoder(model) => model.forward(levels, condition).unsqueeze_dim(1),
         }
     }
 
@@ -261,6 +271,12 @@ impl ModuleVisitor for DrawWeights {
 /// A 1×1 convolution.
 fn conv1x1(in_channels: usize, out_channels: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([in_channels, out_channels], [1, 1]).init(device)
+}
+
+/// Logits `[B, C·K, H, W]`, colour after colour, as `[B, C, K, H, W]`.
+fn split_colours(logits: Tensor<4>, colours: usize) -> Tensor<5> {
+    let [batch, outputs, height, width] = logits.dims();
+    logits.reshape([batch, colours, outputs / colours, height, width])
 }
 
 /// The network input: levels `0..K` scaled to `[0, 1]`.

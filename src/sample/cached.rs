@@ -6,6 +6,10 @@
 //! stack — and each new pixel costs only the work it changes: the vertical stacks advance once
 //! per row, the horizontal stacks once per pixel. The arithmetic runs directly over the model's
 //! weights on the CPU, in the same order of layers and operations as the tensor forward pass.
+//!
+//! For colour images each pixel is visited once per channel (R, G, B): the horizontal stacks at
+//! that pixel are recomputed with the sub-pixels drawn so far, which the colour masks (baked
+//! into the weights here) keep from seeing later ones.
 
 use std::collections::VecDeque;
 
@@ -13,6 +17,7 @@ use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 
 use crate::model::GatedPixelCnn;
+use crate::model::colour::{ColourMask, Mask};
 use crate::model::gated::GatedLayer;
 
 /// A convolution tap or 1×1 convolution as a dense matrix: `output = weight · input`.
@@ -42,8 +47,20 @@ struct Taps {
 impl Taps {
     /// Splits a burn convolution `[out, in, kh, kw]` into its kernel positions, in raster order.
     fn from_conv(conv: &Conv2d) -> Self {
+        Self::from_masked_conv(conv, None)
+    }
+
+    /// Like [`Taps::from_conv`], with a 1×1 convolution's weights multiplied by a colour mask.
+    fn from_masked_conv(conv: &Conv2d, mask: Option<ColourMask>) -> Self {
         let [outputs, inputs, kh, kw] = conv.weight.dims();
-        let weight: Vec<f32> = to_vec(conv.weight.val());
+        let mut weight: Vec<f32> = to_vec(conv.weight.val());
+        if let Some(mask) = mask.filter(|m| m.colours > 1) {
+            for (index, w) in weight.iter_mut().enumerate() {
+                if !mask.allows(index / inputs, index % inputs, inputs) {
+                    *w = 0.0;
+                }
+            }
+        }
         let taps = (0..kh * kw)
             .map(|tap| Dense {
                 weight: (0..outputs * inputs)
@@ -108,13 +125,16 @@ fn gate(pre: &[f32], out: &mut [f32]) {
 struct LayerCache {
     in_channels: usize,
     channels: usize,
-    half_kernel: usize,
     first: bool,
+    /// Columns between a horizontal tap's input and the current one for tap 0.
+    horizontal_offset: usize,
     vertical_row: Taps,
     vertical_column: Taps,
     vertical_to_horizontal: Taps,
     vertical_input: Taps,
     horizontal: Taps,
+    /// Colour images: the masked 1×1 connection from the current pixel.
+    current_pixel: Option<Taps>,
     skip: Taps,
     horizontal_output: Taps,
     /// The vertical-row convolution of the last p+1 rows, oldest first, `[B][W][C]` each
@@ -142,18 +162,28 @@ impl LayerCache {
         // Row 0's link sees only the padding above the image: the column convolution's bias.
         let mut first_link = vec![0.0; 2 * channels];
         vertical_to_horizontal.apply(&vertical_column.bias, &mut first_link);
+        let colour_mask = |mask| Some(layer.colour_mask(mask));
+        let current_mask = colour_mask(if layer.first { Mask::A } else { Mask::B });
         Self {
             in_channels,
             channels,
-            half_kernel,
             first: layer.first,
+            horizontal_offset: half_kernel
+                + usize::from(layer.first || layer.current_pixel.is_some()),
             vertical_row,
             vertical_column,
             vertical_to_horizontal,
             vertical_input: Taps::from_conv(&layer.vertical_input),
             horizontal,
-            skip: Taps::from_conv(&layer.skip),
-            horizontal_output: Taps::from_conv(&layer.horizontal_output),
+            current_pixel: layer
+                .current_pixel
+                .as_ref()
+                .map(|conv| Taps::from_masked_conv(conv, current_mask)),
+            skip: Taps::from_masked_conv(&layer.skip, colour_mask(Mask::B)),
+            horizontal_output: Taps::from_masked_conv(
+                &layer.horizontal_output,
+                colour_mask(Mask::B),
+            ),
             vertical_rows: (0..=half_kernel)
                 .map(|_| vec![0.0; batch * width * channels])
                 .collect(),
@@ -175,16 +205,22 @@ impl LayerCache {
         skips: &mut [f32],
         scratch: &mut Scratch,
     ) {
-        let (c, c_in, p) = (self.channels, self.in_channels, self.half_kernel);
-        let offset = p + usize::from(self.first);
+        let (c, c_in) = (self.channels, self.in_channels);
         let pre = &mut scratch.pre[..2 * c];
         pre.copy_from_slice(&self.horizontal.bias);
         for (dx, tap) in self.horizontal.taps.iter().enumerate() {
             // Input column x + dx - offset; columns left of the image are padding.
-            if let Some(column) = (x + dx).checked_sub(offset) {
+            if let Some(column) = (x + dx).checked_sub(self.horizontal_offset) {
                 let at = (b * width + column) * c_in;
                 tap.accumulate(&input[at..at + c_in], pre);
             }
+        }
+        if let Some(current) = &self.current_pixel {
+            let at = (b * width + x) * c_in;
+            for (value, bias) in pre.iter_mut().zip(&current.bias) {
+                *value += bias;
+            }
+            current.taps[0].accumulate(&input[at..at + c_in], pre);
         }
         let link = &self.link[(b * width + x) * 2 * c..][..2 * c];
         let condition = &self.condition.at(b, row, x)[2 * c..];
@@ -367,6 +403,7 @@ pub struct CachedGatedPixelCnn {
     layers: Vec<LayerCache>,
     head_hidden: Taps,
     head_logits: Taps,
+    colours: usize,
     levels: usize,
     batch: usize,
     height: usize,
@@ -383,6 +420,7 @@ impl CachedGatedPixelCnn {
         width: usize,
         condition: Option<Vec<Vec<f32>>>,
     ) -> Self {
+        let head = &model.head;
         Self {
             layers: model
                 .layers
@@ -390,8 +428,9 @@ impl CachedGatedPixelCnn {
                 .zip(condition_terms(model, batch, condition))
                 .map(|(layer, terms)| LayerCache::new(layer, batch, width, terms))
                 .collect(),
-            head_hidden: Taps::from_conv(&model.head.hidden),
-            head_logits: Taps::from_conv(&model.head.logits),
+            head_hidden: Taps::from_masked_conv(&head.hidden, Some(head.mask(&head.hidden))),
+            head_logits: Taps::from_masked_conv(&head.logits, Some(head.mask(&head.logits))),
+            colours: model.head.colours,
             levels: model.levels,
             batch,
             height,
@@ -399,15 +438,17 @@ impl CachedGatedPixelCnn {
         }
     }
 
-    /// Walks every pixel in raster order. At each pixel `choose(pixel, logits)` gets the logits
-    /// `[B][K]` of that pixel given `images` so far, and may write the pixel's levels into
-    /// `images` (or leave them, to follow given pixels).
+    /// Walks every pixel in raster order and each of its channels in turn. At each sub-pixel
+    /// `choose(pixel, channel, logits)` gets the logits `[B][K]` of that sub-pixel given
+    /// `images` so far, and may write its levels into `images` (or leave them, to follow given
+    /// pixels).
     pub fn run(
         mut self,
         images: &mut [Vec<u8>],
-        mut choose: impl FnMut(usize, &[f32], &mut [Vec<u8>]),
+        mut choose: impl FnMut(usize, usize, &[f32], &mut [Vec<u8>]),
     ) {
-        let (batch, width, levels) = (self.batch, self.width, self.levels);
+        let (batch, width, levels, colours) = (self.batch, self.width, self.levels, self.colours);
+        let plane = self.height * width;
         let scale = 1.0 / (levels - 1) as f32;
         let channels = self.layers[0].channels;
         let mut scratch = Scratch {
@@ -415,12 +456,13 @@ impl CachedGatedPixelCnn {
             gated: vec![0.0; channels],
             skip: vec![0.0; channels],
         };
-        let mut input_row = vec![0.0f32; batch * width];
+        let mut input_row = vec![0.0f32; batch * width * colours];
         let mut skips = vec![0.0f32; channels];
         let mut hidden = vec![0.0f32; self.head_hidden.outputs()];
+        let mut all_logits = vec![0.0f32; colours * levels];
         let mut logits = vec![0.0f32; batch * levels];
         for row in 0..self.height {
-            for x in 0..width {
+            for (x, colour) in (0..width).flat_map(|x| (0..colours).map(move |c| (x, c))) {
                 for b in 0..batch {
                     skips.fill(0.0);
                     for index in 0..self.layers.len() {
@@ -437,12 +479,15 @@ impl CachedGatedPixelCnn {
                     for h in hidden.iter_mut() {
                         *h = h.max(0.0);
                     }
-                    self.head_logits
-                        .apply(&hidden, &mut logits[b * levels..(b + 1) * levels]);
+                    self.head_logits.apply(&hidden, &mut all_logits);
+                    logits[b * levels..(b + 1) * levels]
+                        .copy_from_slice(&all_logits[colour * levels..(colour + 1) * levels]);
                 }
-                choose(row * width + x, &logits, images);
+                let pixel = row * width + x;
+                choose(pixel, colour, &logits, images);
                 for b in 0..batch {
-                    input_row[b * width + x] = f32::from(images[b][row * width + x]) * scale;
+                    input_row[(b * width + x) * colours + colour] =
+                        f32::from(images[b][colour * plane + pixel]) * scale;
                 }
             }
             for index in 0..self.layers.len() {

@@ -1,9 +1,10 @@
 //! Autoregressive generation (arXiv 1601.06759, Section 2): pixels are drawn one at a time in
-//! raster order, each from the softmax the model predicts given all pixels drawn so far.
+//! raster order, each from the softmax the model predicts given all pixels drawn so far; the
+//! sub-pixels of a colour pixel in the order R, G, B, each given the ones before.
 //!
-//! Two samplers give the same images: [`naive`] runs the whole network once per pixel, as the
-//! original notebooks do; [`cached`] keeps each layer's state and does only the new work, for
-//! the gated architecture.
+//! Two samplers give the same images: [`naive`] runs the whole network once per sub-pixel, as
+//! the original notebooks do; [`cached`] keeps each layer's state and does only the new work,
+//! for the gated architecture.
 
 pub mod cached;
 pub mod naive;
@@ -29,6 +30,8 @@ pub enum Sampler {
 pub struct SamplingOptions {
     /// Intensity levels K of the model.
     pub levels: usize,
+    /// Colour channels C: 1 (grayscale) or 3 (R, G, B).
+    pub channels: usize,
     pub height: usize,
     pub width: usize,
     /// Divides the logits before the softmax; 0 always picks the most likely level.
@@ -36,12 +39,13 @@ pub struct SamplingOptions {
     pub sampler: Sampler,
 }
 
-/// Draws `count` images from `model`, returning each as levels `0..K`, row-major. A
+/// Draws `count` images from `model`, returning each as levels `0..K`, channel planes after
+/// each other, row-major. A
 /// conditional model needs `condition`, one vector h per image `[count, d]`; for an
 /// auto-encoder, the codes to decode.
 ///
-/// The random numbers come from `rng`: one uniform number per sub-pixel, in raster order and
-/// image after image within a pixel — the same for both samplers.
+/// The random numbers come from `rng`: one uniform number per sub-pixel — in raster order, then
+/// channel after channel within a pixel, then image after image — the same for both samplers.
 pub fn sample(
     model: &PixelCnn,
     count: usize,
@@ -50,11 +54,12 @@ pub fn sample(
     rng: &mut impl Rng,
     device: &Device,
 ) -> Vec<Vec<u8>> {
-    let blank = vec![vec![0u8; options.height * options.width]; count];
+    let blank = vec![vec![0u8; options.channels * options.height * options.width]; count];
     complete(model, blank, 0, condition, options, rng, device)
 }
 
-/// Keeps the first `known_pixels` pixels (raster order) of each image and draws the rest.
+/// Keeps the first `known_pixels` pixels (raster order, all their channels) of each image and
+/// draws the rest.
 pub fn complete(
     model: &PixelCnn,
     mut images: Vec<Vec<u8>>,
@@ -64,11 +69,12 @@ pub fn complete(
     rng: &mut impl Rng,
     device: &Device,
 ) -> Vec<Vec<u8>> {
-    let mut choose = |pixel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
+    let plane = options.height * options.width;
+    let mut choose = |pixel: usize, channel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
         if pixel >= known_pixels {
             let probabilities = softmax(logits, options.levels, options.temperature);
             for (image, probs) in images.iter_mut().zip(probabilities.chunks(options.levels)) {
-                image[pixel] = draw(probs, rng.random::<f32>());
+                image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
             }
         }
     };

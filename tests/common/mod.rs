@@ -37,3 +37,20 @@ pub fn npy(descr: &str, shape: &[usize], fortran: bool, body: &[u8]) -> Vec<u8> 
 pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
+
+/// CIFAR-10 binary records: image `i` has label `i % 10` and its R, G and B planes filled
+/// with `i`, `2i` and `3i` (mod 256), with pixel 0 of the red plane set to 255.
+pub fn cifar_records(count: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(count * 3073);
+    for i in 0..count {
+        bytes.push((i % 10) as u8);
+        for channel in 1..=3 {
+            let mut plane = vec![(i * channel % 256) as u8; 1024];
+            if channel == 1 {
+                plane[0] = 255;
+            }
+            bytes.extend(plane);
+        }
+    }
+    bytes
+}

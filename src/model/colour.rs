@@ -1,0 +1,75 @@
+//! Colour sub-pixels in R→G→B order (arXiv 1601.06759, Section 3.4 "Masked Convolution";
+//! arXiv 1606.05328, Section 2.1): each pixel's distribution factorises as
+//! `p(R | x<i) · p(G | x<i, R) · p(B | x<i, R, G)`.
+//!
+//! Feature channels are split into C contiguous groups, one per colour. Only connections *at
+//! the current pixel* need restricting — the vertical stack sees whole pixels above, and the
+//! horizontal stack whole pixels to the left. At the current pixel, group c may see input
+//! colours `< c` in the first layer (mask A) and feature groups `≤ c` after it (mask B). With one
+//! colour every mask is all ones (or, for mask A, all zeros), and nothing is masked.
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+/// The colour group of `channel` among `channels` feature channels split into `colours` groups.
+pub fn group(channel: usize, channels: usize, colours: usize) -> usize {
+    channel * colours / channels
+}
+
+/// Which same-pixel connections a mask keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mask {
+    /// Group c sees input groups `< c`: the first layer must not see the sub-pixel it predicts.
+    A,
+    /// Group c sees input groups `≤ c`.
+    B,
+}
+
+/// The group layout of a 1×1 convolution's output channels: the two halves of a gate's
+/// pre-activations are each split into groups (`period` = half the outputs); otherwise
+/// `period` is the number of outputs.
+#[derive(Debug, Clone, Copy)]
+pub struct ColourMask {
+    pub colours: usize,
+    pub mask: Mask,
+    pub period: usize,
+}
+
+impl ColourMask {
+    /// Whether output channel `out` may see input channel `input` of `inputs`.
+    pub fn allows(&self, out: usize, input: usize, inputs: usize) -> bool {
+        let out_group = group(out % self.period, self.period, self.colours);
+        let in_group = group(input, inputs, self.colours);
+        match self.mask {
+            Mask::A => in_group < out_group,
+            Mask::B => in_group <= out_group,
+        }
+    }
+
+    /// The mask as weights `[out, in, 1, 1]` of ones and zeros.
+    fn weights(&self, outputs: usize, inputs: usize, device: &Device) -> Tensor<4> {
+        let values: Vec<f32> = (0..outputs)
+            .flat_map(|o| (0..inputs).map(move |i| f32::from(u8::from(self.allows(o, i, inputs)))))
+            .collect();
+        Tensor::from_data(TensorData::new(values, [outputs, inputs, 1, 1]), device)
+    }
+}
+
+/// A 1×1 convolution whose weights are multiplied by `mask` when the image has colours; with one
+/// colour (`mask` is `None`) it is the plain convolution.
+pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<ColourMask>) -> Tensor<4> {
+    let Some(mask) = mask.filter(|m| m.colours > 1) else {
+        return conv.forward(x);
+    };
+    let weight = conv.weight.val();
+    let [outputs, inputs, _, _] = weight.dims();
+    let masked = weight.clone() * mask.weights(outputs, inputs, &weight.device());
+    conv2d(
+        x,
+        masked,
+        conv.bias.as_ref().map(|b| b.val()),
+        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+    )
+}
