@@ -106,6 +106,11 @@ impl RunDir {
         self.root.join("metrics.jsonl")
     }
 
+    /// The training loss of every step.
+    pub fn losses_path(&self) -> PathBuf {
+        self.root.join("losses.csv")
+    }
+
     /// The sample grid written after `step` training steps.
     pub fn samples_path(&self, step: usize) -> PathBuf {
         self.root.join(format!("samples_step{step:07}.png"))
@@ -266,7 +271,8 @@ impl<'a> SectionReader<'a> {
 }
 
 /// Writes `contents` to a temporary file beside `path`, flushes it to disk and renames it over
-/// `path`: readers see either the old file or the new one, never a mix.
+/// `path`: readers see either the old file or the new one, never a mix. If writing fails (a
+/// full disk, say), the temporary file is removed and `path` is left as it was.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CheckpointError> {
     let io_error = |source| CheckpointError::Io {
         path: path.to_path_buf(),
@@ -275,9 +281,15 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CheckpointEr
     let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
     temp_name.push(".tmp");
     let temp = path.with_file_name(temp_name);
-    let mut file = File::create(&temp).map_err(io_error)?;
-    file.write_all(contents).map_err(io_error)?;
-    file.sync_all().map_err(io_error)?;
+    let written = File::create(&temp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    if let Err(error) = written {
+        // Best effort: the write already failed, and that is the error to report.
+        let _ = fs::remove_file(&temp);
+        return Err(io_error(error));
+    }
     fs::rename(&temp, path).map_err(io_error)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Make the rename itself durable.

@@ -30,5 +30,6 @@ pub mod loss;
 pub mod model;
 pub mod picture;
 pub mod plot;
+pub mod run_log;
 pub mod sample;
 pub mod train;

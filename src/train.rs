@@ -2,12 +2,11 @@
 //! cross-entropy, with periodic validation in bits/dim, sample grids, and atomic checkpoints
 //! from which an interrupted run resumes exactly where it stopped.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,6 +23,7 @@ use crate::loss::{mean_nll, nats_to_bits};
 use crate::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
 use crate::picture;
 use crate::plot::{loss_plot, read_metrics};
+use crate::run_log::{LossLog, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// Validation images scored at each interval.
@@ -109,25 +109,32 @@ pub fn train(
                 config.model
             );
         }
+        roll_back(run, checkpoint.step)?;
         (checkpoint.step, checkpoint.model, checkpoint.optimizer)
     } else {
         let model = config.model.init_seeded(&training_device, config.seed);
         (0, model, new_optimizer())
     };
     eprintln!(
-        "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{}",
+        "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{} {}",
         config.model.arch,
         model.num_params(),
         train_set.len(),
         validation.len(),
         train_set.height,
-        train_set.width
+        train_set.width,
+        if train_set.channels == 1 {
+            "grayscale"
+        } else {
+            "RGB"
+        }
     );
     if step >= config.steps {
         eprintln!("the run already has {step} of {} steps", config.steps);
         return Ok(Outcome::Finished { step, last: None });
     }
 
+    let mut losses = LossLog::open(run)?;
     let progress = progress_bar(step, config.steps);
     let mut order = BatchOrder::new(config.seed, train_set.len(), batch_size);
     let mut window = LossWindow::default();
@@ -153,8 +160,16 @@ pub fn train(
             );
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        if let Some(parameter) = non_finite_gradient(&model, &grads) {
+            progress.abandon();
+            bail!(
+                "training diverged at step {}: the gradient of {parameter} is not finite; the last checkpoint is kept",
+                step + 1
+            );
+        }
         model = optimizer.step(config.learning_rate, model, grads);
         step += 1;
+        losses.record(step, loss_value)?;
         window.add(loss_value);
         let images_per_second = batch_size as f64 / started.elapsed().as_secs_f64();
         progress.set_position(step as u64);
@@ -199,6 +214,11 @@ fn finish_interval(
         VALIDATION_LIMIT,
         device,
     );
+    if !bits_per_dim.is_finite() {
+        bail!(
+            "training diverged at step {step}: the validation loss is {bits_per_dim}; the last checkpoint is kept"
+        );
+    }
     let train_nats = window.take_mean();
     let metrics = Metrics {
         step,
@@ -264,17 +284,6 @@ fn grid_conditions(
     }
 }
 
-fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {
-    let path = run.metrics_path();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(file, "{}", serde_json::to_string(metrics)?)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 fn progress_bar(position: usize, total: usize) -> ProgressBar {
     let bar = ProgressBar::new(total as u64).with_position(position as u64);
     bar.set_style(
@@ -301,5 +310,80 @@ impl LossWindow {
         let mean = self.sum / self.count.max(1) as f64;
         *self = Self::default();
         mean
+    }
+}
+
+/// The name of the first parameter of `model` whose gradient holds a NaN or an infinity, if any.
+fn non_finite_gradient(model: &PixelCnn, grads: &GradientsParams) -> Option<String> {
+    let mut visitor = GradientSums {
+        grads,
+        path: Vec::new(),
+        sums: Vec::new(),
+    };
+    model.visit(&mut visitor);
+    let (names, sums): (Vec<String>, Vec<Tensor<1>>) = visitor.sums.into_iter().unzip();
+    // One sum of magnitudes per parameter: NaN or infinite exactly when a value is.
+    let sums: Vec<f32> = Tensor::cat(sums, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("sums are floats");
+    names
+        .into_iter()
+        .zip(sums)
+        .find_map(|(name, sum)| (!sum.is_finite()).then_some(name))
+}
+
+/// Collects the sum of magnitudes of each parameter's gradient, named by its module path.
+struct GradientSums<'a> {
+    grads: &'a GradientsParams,
+    path: Vec<String>,
+    sums: Vec<(String, Tensor<1>)>,
+}
+
+impl ModuleVisitor for GradientSums<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let sum = grad.abs().sum().reshape([1]);
+            self.sums.push((self.path.join("."), sum));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PixelCnnConfig;
+
+    #[test]
+    fn a_nan_or_infinite_gradient_is_found_and_named() {
+        let device = Device::flex();
+        let model = PixelCnnConfig::new(4)
+            .with_layers(2)
+            .with_channels(4)
+            .init_seeded(&device, 0);
+        let PixelCnn::Gated(gated) = &model else {
+            unreachable!()
+        };
+        let weight = &gated.layers[1].skip.weight;
+        let mut grads = GradientsParams::new();
+        grads.register(weight.id, weight.val().zeros_like());
+        assert_eq!(non_finite_gradient(&model, &grads), None);
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut values = vec![0.0f32; weight.val().shape().num_elements()];
+            values[3] = bad;
+            let tensor = Tensor::<4>::from_data(TensorData::new(values, weight.dims()), &device);
+            grads.register(weight.id, tensor);
+            let name = non_finite_gradient(&model, &grads);
+            assert_eq!(name.as_deref(), Some("Gated.layers.1.skip.weight"), "{bad}");
+        }
     }
 }

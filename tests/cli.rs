@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{cifar_records, f32_bytes, idx_bytes, npy};
+use common::{cifar_records, f32_bytes, npy, synthetic_data};
 use std::process::{Command, Output};
 
 fn pixelcnn(args: &[&str]) -> Output {
@@ -29,41 +29,6 @@ fn assert_fails_with(args: &[&str], needle: &str) {
         !message.contains("panicked"),
         "{args:?} panicked: {message}"
     );
-}
-
-fn write_idx(path: &Path, dims: &[u32], body: &[u8]) {
-    std::fs::write(path, idx_bytes(dims, body)).unwrap();
-}
-
-/// A folder of `size`×`size` images: a bright square on a dark background, shifted around.
-fn synthetic_data(dir: &Path, size: usize, train: usize, test: usize) {
-    let image = |i: usize| -> Vec<u8> {
-        (0..size * size)
-            .map(|p| {
-                let (y, x) = (p / size, p % size);
-                let (oy, ox) = (i % 3, (i / 3) % 3);
-                if (oy..oy + 4).contains(&y) && (ox..ox + 4).contains(&x) {
-                    250
-                } else {
-                    10
-                }
-            })
-            .collect()
-    };
-    for (prefix, count) in [("train", train), ("t10k", test)] {
-        let pixels: Vec<u8> = (0..count).flat_map(image).collect();
-        let s = size as u32;
-        write_idx(
-            &dir.join(format!("{prefix}-images-idx3-ubyte")),
-            &[count as u32, s, s],
-            &pixels,
-        );
-        write_idx(
-            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            &[count as u32],
-            &(0..count).map(|i| (i % 3) as u8).collect::<Vec<_>>(),
-        );
-    }
 }
 
 const TINY: &[&str] = &[

@@ -1,6 +1,9 @@
-//! File builders shared by the integration tests: IDX and `.npy` files made in memory.
+//! File builders shared by the integration tests: IDX, CIFAR-10 and `.npy` files made in memory,
+//! and a small synthetic IDX data set.
 
 #![allow(dead_code)] // Each test crate uses a different subset.
+
+use std::path::Path;
 
 /// An IDX file of unsigned bytes with the given dimensions and body.
 pub fn idx_bytes(dims: &[u32], body: &[u8]) -> Vec<u8> {
@@ -53,4 +56,39 @@ pub fn cifar_records(count: usize) -> Vec<u8> {
         }
     }
     bytes
+}
+
+pub fn write_idx(path: &Path, dims: &[u32], body: &[u8]) {
+    std::fs::write(path, idx_bytes(dims, body)).unwrap();
+}
+
+/// A folder of `size`×`size` images: a bright square on a dark background, shifted around.
+pub fn synthetic_data(dir: &Path, size: usize, train: usize, test: usize) {
+    let image = |i: usize| -> Vec<u8> {
+        (0..size * size)
+            .map(|p| {
+                let (y, x) = (p / size, p % size);
+                let (oy, ox) = (i % 3, (i / 3) % 3);
+                if (oy..oy + 4).contains(&y) && (ox..ox + 4).contains(&x) {
+                    250
+                } else {
+                    10
+                }
+            })
+            .collect()
+    };
+    for (prefix, count) in [("train", train), ("t10k", test)] {
+        let pixels: Vec<u8> = (0..count).flat_map(image).collect();
+        let s = size as u32;
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            &[count as u32, s, s],
+            &pixels,
+        );
+        write_idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            &[count as u32],
+            &(0..count).map(|i| (i % 3) as u8).collect::<Vec<_>>(),
+        );
+    }
 }
