@@ -61,6 +61,53 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// Parses and checks the contents of a `config.json`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let config: Self =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a valid run config: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that may have been edited by hand.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        for (name, value) in [
+            ("batch_size", self.batch_size),
+            ("steps", self.steps),
+            ("interval", self.interval),
+            ("image_height", self.image_height),
+            ("image_width", self.image_width),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!(
+                "learning_rate must be a positive number, got {}",
+                self.learning_rate
+            ));
+        }
+        if self.image_size == Some(0) {
+            return Err("image_size must be at least 1".into());
+        }
+        let image = (self.image_height, self.image_width);
+        let spatial = self.model.spatial.map(|s| (s.height, s.width));
+        let latent = self.model.latent.map(|l| (l.height, l.width));
+        if [spatial, latent]
+            .into_iter()
+            .flatten()
+            .any(|size| size != image)
+        {
+            return Err(format!(
+                "the model's condition map or code is sized for other images than {}×{}",
+                image.0, image.1
+            ));
+        }
+        Ok(())
+    }
+
     /// Where the run's images come from: its own data, or the same kind of data in `dir`.
     pub fn data_source(&self, dir: Option<PathBuf>) -> Result<DataSource, DataError> {
         let folder = self.image_size.map(|size| FolderOptions {
@@ -142,10 +189,7 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Invalid {
-            path,
-            message: format!("not a valid run config: {e}"),
-        })
+        RunConfig::from_json(&bytes).map_err(|message| CheckpointError::Invalid { path, message })
     }
 
     pub fn has_checkpoint(&self) -> bool {
@@ -193,8 +237,38 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
-        decode_checkpoint(&bytes, device)
+        Checkpoint::decode(&bytes, device)
             .map_err(|message| CheckpointError::Invalid { path, message })
+    }
+}
+
+impl RunDir {
+    /// Loads the checkpoint and checks that it holds the model `config` describes.
+    pub fn load_checkpoint_for(
+        &self,
+        config: &RunConfig,
+        device: &Device,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let checkpoint = self.load_checkpoint(device)?;
+        if checkpoint.config != config.model {
+            return Err(CheckpointError::Invalid {
+                path: self.checkpoint_path(),
+                message: format!(
+                    "holds a model {:?}, but {} describes {:?}",
+                    checkpoint.config,
+                    self.config_path().display(),
+                    config.model
+                ),
+            });
+        }
+        Ok(checkpoint)
+    }
+}
+
+impl Checkpoint {
+    /// Parses a checkpoint file's bytes and rebuilds its model on `device`.
+    pub fn decode(bytes: &[u8], device: &Device) -> Result<Self, String> {
+        decode_checkpoint(bytes, device)
     }
 }
 
@@ -221,21 +295,36 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
             reader.bytes.len()
         ));
     }
-    let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
-        .map_err(|e| format!("corrupt model weights: {e}"))?;
-    let model = config
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| format!("weights do not fit the model {config:?}: {e}"))?;
-    let optimizer = new_optimizer()
-        .from_bytes(Bytes::from_bytes_vec(optimizer_state.to_vec()))
-        .map_err(|e| format!("corrupt optimiser state: {e}"))?;
+    let model = without_panics("model weights", || {
+        let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+            .map_err(|e| format!("corrupt model weights: {e}"))?;
+        config
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| format!("weights do not fit the model {config:?}: {e}"))
+    })?;
+    let optimizer = without_panics("optimiser state", || {
+        new_optimizer()
+            .from_bytes(Bytes::from_bytes_vec(optimizer_state.to_vec()))
+            .map_err(|e| format!("corrupt optimiser state: {e}"))
+    })?;
     Ok(Checkpoint {
         step,
         config,
         model,
         optimizer,
     })
+}
+
+/// Runs burn's record decoding, which panics on some malformed records (found by fuzzing), and
+/// reports such a panic as a corrupt `what` instead of letting it end the program. The panic
+/// message is kept off standard error while `decode` runs.
+fn without_panics<T>(what: &str, decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    std::panic::set_hook(report);
+    outcome.unwrap_or_else(|_| Err(format!("corrupt {what}: the record is malformed")))
 }
 
 /// The optimiser of every run: Adam with PyTorch's epsilon.

@@ -100,15 +100,7 @@ pub fn train(
     }
     let training_device = device.clone().autodiff();
     let (mut step, mut model, mut optimizer) = if resume {
-        let checkpoint = run.load_checkpoint(&training_device)?;
-        if checkpoint.config != config.model {
-            bail!(
-                "{}: the checkpoint holds a model {:?}, but the run config asks for {:?}",
-                run.checkpoint_path().display(),
-                checkpoint.config,
-                config.model
-            );
-        }
+        let checkpoint = run.load_checkpoint_for(config, &training_device)?;
         roll_back(run, checkpoint.step)?;
         (checkpoint.step, checkpoint.model, checkpoint.optimizer)
     } else {

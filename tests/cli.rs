@@ -332,6 +332,23 @@ fn corrupt_or_mismatched_data_and_runs_are_refused() {
         "file truncated",
     );
 
+    // A config.json edited by hand: an impossible value, or another model than the checkpoint's.
+    let config_path = run.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replace("\"interval\": 2", "\"interval\": 0"),
+    )
+    .unwrap();
+    assert_fails_with(&["eval", "--run", run_arg], "interval must be at least 1");
+    std::fs::write(
+        &config_path,
+        config.replace("\"channels\": 4", "\"channels\": 5"),
+    )
+    .unwrap();
+    assert_fails_with(&["eval", "--run", run_arg], "holds a model");
+    std::fs::write(&config_path, &config).unwrap();
+
     // A damaged checkpoint.
     let checkpoint = run.join("checkpoint.bin");
     let bytes = std::fs::read(&checkpoint).unwrap();

@@ -177,6 +177,12 @@ fn bad_npy_files_give_clear_errors() {
     assert!(error(npy("<f4", &[30, 2], false, &body)).contains("truncated"));
     assert!(error(npy("<f4", &[3, 0], false, &[])).contains("dimension 0"));
     assert!(error(npy("<i4", &[3, 2], false, &body)).contains("float32"));
+    let nan = f32_bytes(&[1.0, 2.0, 3.0, f32::NAN, 5.0, 6.0]);
+    let message = error(npy("<f4", &[3, 2], false, &nan));
+    assert!(message.contains("value 1 of vector 1 is NaN"), "{message}");
+    // A structured dtype (found by fuzzing: deeply nested brackets hung the header parser).
+    let nested = format!("[{}('a', '<f4')]{}", "[".repeat(40), "]".repeat(40));
+    assert!(error(npy(&nested, &[3, 2], false, &body)).contains("structured or nested"));
 }
 
 #[test]
@@ -284,7 +290,7 @@ fn image_folder_with_class_folders_gives_labels_and_a_deterministic_split() {
     for (class, colour) in [("cats", [200, 10, 10]), ("dogs", [10, 10, 200])] {
         std::fs::create_dir(dir.path().join(class)).unwrap();
         for i in 0..10 {
-            // Wide images: resized to a height of 4, then the centre 4×4 kept.
+            // Wide images: the central 8×8 square kept, then resized to 4×4.
             png(
                 &dir.path().join(class).join(format!("{i:02}.png")),
                 12,

@@ -104,7 +104,7 @@ pub(crate) fn open_autoencoder(
             run.display()
         );
     }
-    let model = run_dir.load_checkpoint(device)?.model;
+    let model = run_dir.load_checkpoint_for(&config, device)?.model;
     let test = test_images(data_dir, None, &config)?;
     Ok(AutoEncoderRun {
         config,

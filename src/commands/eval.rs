@@ -30,7 +30,7 @@ pub(crate) struct EvalArgs {
 
 pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
-    let checkpoint = run.load_checkpoint(device)?;
+    let checkpoint = run.load_checkpoint_for(&config, device)?;
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     test.check_conditioning(checkpoint.config.conditioning)?;
     let result = evaluate(

@@ -82,7 +82,7 @@ pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Resul
     let (run, config) = open_run(&args.run)?;
     refuse_autoencoder(&config)?;
     let options = sampling_options(&config, &args.drawing)?;
-    let checkpoint = run.load_checkpoint(device)?;
+    let checkpoint = run.load_checkpoint_for(&config, device)?;
     let (vectors, columns) = sample_conditions(&args, checkpoint.config.conditioning)?;
     let count = vectors.as_ref().map_or(args.n, Vec::len);
     let condition = vectors.map(|rows| {
@@ -222,7 +222,7 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
     }
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     let count = args.n.min(test.len());
-    let checkpoint = run.load_checkpoint(device)?;
+    let checkpoint = run.load_checkpoint_for(&config, device)?;
     let originals: Vec<Vec<u8>> = (0..count).map(|i| test.levels(i, options.levels)).collect();
     // Every completion of every image in one batch: image i's completions are rows i·S..(i+1)·S.
     let starts: Vec<Vec<u8>> = originals

@@ -26,8 +26,8 @@ pub(crate) struct TrainArgs {
     /// for folder, PNG/JPEG images, directly or in one sub-folder per class.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// --dataset folder: every image is resized so that its shorter side is this size, then
-    /// centre-cropped to a square.
+    /// --dataset folder: every image is centre-cropped to a square and resized (bilinear) to
+    /// this size × this size.
     #[arg(long)]
     image_size: Option<usize>,
     /// --dataset folder: read the images as grayscale or RGB; auto picks RGB if any image has

@@ -27,7 +27,9 @@ impl Embeddings {
         Self::parse_npy(&bytes).map_err(error)
     }
 
-    fn parse_npy(bytes: &[u8]) -> Result<Self, String> {
+    /// Parses the bytes of a `.npy` file of float32 `[N, d]`.
+    pub fn parse_npy(bytes: &[u8]) -> Result<Self, String> {
+        check_header_nesting(bytes)?;
         let file = NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
         let &[count, dim] = file.shape() else {
             return Err(format!(
@@ -52,6 +54,14 @@ impl Embeddings {
         let values: Vec<f32> = file
             .into_vec()
             .map_err(|e| format!("expected float32 values ({dtype:?}): {e}"))?;
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "value {} of vector {} is {}: conditioning vectors must be finite",
+                index % dim as usize,
+                index / dim as usize,
+                values[index]
+            ));
+        }
         Ok(Self {
             dim: dim as usize,
             values,
@@ -89,4 +99,31 @@ impl Embeddings {
             values: self.values.split_off(at * self.dim),
         }
     }
+}
+
+/// Refuses a header with nested brackets before the `.npy` parser sees it: a float32 `[N, d]`
+/// array's header is one dict with one shape tuple, and deeply nested brackets make the header
+/// parser's backtracking take exponential time (found by fuzzing).
+fn check_header_nesting(bytes: &[u8]) -> Result<(), String> {
+    let header = match bytes.get(6) {
+        Some(1) => bytes
+            .get(8..10)
+            .map(|n| (10usize, usize::from(u16::from_le_bytes([n[0], n[1]])))),
+        Some(2 | 3) => bytes
+            .get(8..12)
+            .map(|n| (12, u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize)),
+        _ => None,
+    }
+    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
+    let Some(header) = header else {
+        return Ok(()); // Not even a header: the parser reports what is wrong.
+    };
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'[') > 0 || count(b'(') > 1 || count(b'{') > 1 {
+        return Err(
+            "not a float32 [N, d] array: the .npy header describes a structured or nested type"
+                .into(),
+        );
+    }
+    Ok(())
 }

@@ -1,12 +1,14 @@
 //! A folder of PNG or JPEG images — the way users bring their own data. Images either lie in
 //! the folder itself (no labels) or in one sub-folder per class, whose sorted names give the
-//! labels 0, 1, …. Every image is resized so that its shorter side is the requested size and
-//! then centre-cropped to a square, and stored as grayscale or RGB.
+//! labels 0, 1, …. Every image is centre-cropped to a square and resized to the requested size,
+//! and stored as grayscale or RGB.
 
 use std::path::{Path, PathBuf};
 
-use image::DynamicImage;
+use std::io::Cursor;
+
 use image::imageops::FilterType;
+use image::{DynamicImage, ImageFormat, ImageReader};
 
 use super::{DataError, ImageSet};
 
@@ -30,10 +32,12 @@ pub fn load(dir: &Path, options: FolderOptions) -> Result<ImageSet, DataError> {
     let images = files
         .iter()
         .map(|path| {
-            image::open(path).map_err(|e| DataError::File {
+            let file_error = |message: String| DataError::File {
                 path: path.clone(),
-                message: format!("cannot read the image: {e}"),
-            })
+                message,
+            };
+            let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+            decode(&bytes).map_err(|e| file_error(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let channels = options.channels.unwrap_or_else(|| {
@@ -124,25 +128,36 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
 }
 
-/// `image` resized so that its shorter side is `size`, centre-cropped to `size × size`, as
-/// `channels` planes of bytes.
-fn square_planes(image: &DynamicImage, size: usize, channels: usize) -> Vec<u8> {
+/// Decodes a PNG or JPEG file's bytes (the format is told by its content; other formats are
+/// refused, whatever the file's name).
+pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DataError> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| DataError::Format(format!("cannot read the image: {e}"));
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| unreadable(&e))?;
+    if !matches!(reader.format(), Some(ImageFormat::Png | ImageFormat::Jpeg)) {
+        return Err(unreadable(&"not a PNG or JPEG file"));
+    }
+    let image = reader.decode().map_err(|e| unreadable(&e))?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(DataError::Format("the image is empty (0 pixels)".into()));
+    }
+    Ok(image)
+}
+
+/// The central square of `image` resized to `size × size` (bilinear), as `channels` planes of
+/// bytes: 1 (grayscale) or 3 (R, G, B).
+pub fn square_planes(image: &DynamicImage, size: usize, channels: usize) -> Vec<u8> {
     let side = size as u32;
     let (width, height) = (image.width(), image.height());
-    let scale = f64::from(side) / f64::from(width.min(height));
-    let resized_width = ((f64::from(width) * scale).round() as u32).max(side);
-    let resized_height = ((f64::from(height) * scale).round() as u32).max(side);
-    let resized = if (width, height) == (resized_width, resized_height) {
-        image.clone()
+    let crop = width.min(height);
+    let centre = image.crop_imm((width - crop) / 2, (height - crop) / 2, crop, crop);
+    let square = if crop == side {
+        centre
     } else {
-        image.resize_exact(resized_width, resized_height, FilterType::Triangle)
+        centre.resize_exact(side, side, FilterType::Triangle)
     };
-    let square = resized.crop_imm(
-        (resized_width - side) / 2,
-        (resized_height - side) / 2,
-        side,
-        side,
-    );
     if channels == 1 {
         return square.to_luma8().into_raw();
     }
