@@ -129,7 +129,22 @@ pub struct GatedLayerConfig {
 }
 
 impl GatedLayerConfig {
-    fn init(&self, device: &Device) -> GatedLayer {
+    /// An unconditional grayscale layer: `in_channels` inputs, `channels` features, a
+    /// `kernel`-wide window; the `first` layer does not see the current pixel.
+    pub fn new(in_channels: usize, channels: usize, kernel: usize, first: bool) -> Self {
+        Self {
+            in_channels,
+            channels,
+            kernel,
+            first,
+            condition_dim: None,
+            spatial: false,
+            colours: 1,
+        }
+    }
+
+    /// The layer with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> GatedLayer {
         let (c_in, c, k) = (self.in_channels, self.channels, self.kernel);
         let p = k / 2;
         let colour = self.colours > 1;

@@ -1,0 +1,73 @@
+//! `cargo bench`: the gated layer, the inference forward pass and the training step of the
+//! benchmark model (`pixelcnn bench` configs S and P), measured by criterion.
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+use pixelcnn::bench::{BenchConfig, SIDE};
+use pixelcnn::checkpoint::new_optimizer;
+use pixelcnn::loss::mean_nll;
+use pixelcnn::model::gated::GatedLayerConfig;
+
+fn levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, Int> {
+    Tensor::<4>::random(
+        [batch, 1, SIDE, SIDE],
+        burn::tensor::Distribution::Uniform(0.0, levels as f64),
+        device,
+    )
+    .int()
+    .clamp(0, levels as i64 - 1)
+}
+
+/// One B-layer (3×3) on 16 feature maps of 28×28, for each configuration's channel count.
+fn gated_layer(c: &mut Criterion) {
+    let device = Device::flex();
+    for config in [BenchConfig::S, BenchConfig::P] {
+        let channels = config.model().0.channels;
+        let layer = GatedLayerConfig::new(channels, channels, 3, false).init(&device);
+        let input = Tensor::<4>::random(
+            [16, channels, SIDE, SIDE],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        c.bench_function(&format!("gated_layer/{}", config.name()), |b| {
+            b.iter(|| {
+                let (v, h, s) = layer.forward(input.clone(), input.clone(), None);
+                (v.sum() + h.sum() + s.sum()).into_scalar::<f32>()
+            })
+        });
+    }
+}
+
+/// The whole model: a forward pass on 16 images and a training step on one batch.
+fn model(c: &mut Criterion) {
+    let device = Device::flex();
+    for config in [BenchConfig::S, BenchConfig::P] {
+        let (model_config, batch) = config.model();
+        let inference = model_config.init_seeded(&device, 0);
+        let input = levels(16, model_config.levels, &device);
+        c.bench_function(&format!("forward_16/{}", config.name()), |b| {
+            b.iter(|| inference.forward(input.clone()).sum().into_scalar::<f32>())
+        });
+
+        let training = device.clone().autodiff();
+        let mut model = model_config.init_seeded(&training, 0);
+        let mut optimizer = new_optimizer();
+        let targets = levels(batch, model_config.levels, &training);
+        c.bench_function(&format!("train_step/{}", config.name()), |b| {
+            b.iter(|| {
+                let loss = mean_nll(model.forward(targets.clone()), targets.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(1e-3, model.clone(), grads);
+                loss.into_scalar::<f32>()
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = gated_layer, model
+}
+criterion_main!(benches);
