@@ -3,7 +3,7 @@
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use pixelcnn::bench::{BenchConfig, SIDE};
 use pixelcnn::checkpoint::new_optimizer;
 use pixelcnn::loss::mean_nll;
@@ -39,14 +39,17 @@ fn gated_layer(c: &mut Criterion) {
     }
 }
 
-/// The whole model: a forward pass on 16 images and a training step on one batch.
+/// The whole model: a forward pass on 16 images and a training step on one batch. Each
+/// sample is one run (flat sampling): a step takes seconds.
 fn model(c: &mut Criterion) {
     let device = Device::flex();
+    let mut group = c.benchmark_group("model");
+    group.sampling_mode(SamplingMode::Flat);
     for config in [BenchConfig::S, BenchConfig::P] {
         let (model_config, batch) = config.model();
         let inference = model_config.init_seeded(&device, 0);
         let input = levels(16, model_config.levels, &device);
-        c.bench_function(&format!("forward_16/{}", config.name()), |b| {
+        group.bench_function(format!("forward_16/{}", config.name()), |b| {
             b.iter(|| inference.forward(input.clone()).sum().into_scalar::<f32>())
         });
 
@@ -54,7 +57,7 @@ fn model(c: &mut Criterion) {
         let mut model = model_config.init_seeded(&training, 0);
         let mut optimizer = new_optimizer();
         let targets = levels(batch, model_config.levels, &training);
-        c.bench_function(&format!("train_step/{}", config.name()), |b| {
+        group.bench_function(format!("train_step/{}", config.name()), |b| {
             b.iter(|| {
                 let loss = mean_nll(model.forward(targets.clone()), targets.clone());
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -63,6 +66,7 @@ fn model(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
 }
 
 criterion_group! {
