@@ -31,7 +31,7 @@ pub fn evaluate(
     device: &Device,
 ) -> Likelihood {
     let count = set.len().min(limit);
-    let dims = set.image_size();
+    let dims = set.values_per_image();
     let mut total_nats = 0.0f64;
     for start in (0..count).step_by(EVAL_BATCH) {
         let indices: Vec<usize> = (start..(start + EVAL_BATCH).min(count)).collect();

@@ -204,8 +204,8 @@ impl DataChoice {
             || channels.is_some_and(|c| c != stored.model.input_channels)
         {
             bail!(
-                "cannot resume on other data: the run was trained on --dataset {:?}{}",
-                stored.dataset,
+                "cannot resume on other data: the run was trained on --dataset {}{}",
+                format!("{:?}", stored.dataset).to_lowercase(),
                 stored
                     .image_size
                     .map_or(String::new(), |s| format!(" --image-size {s}"))

@@ -80,7 +80,7 @@ impl ImageSet {
     }
 
     /// Sub-pixels of one image: `channels · height · width`.
-    pub fn image_size(&self) -> usize {
+    pub fn values_per_image(&self) -> usize {
         self.channels * self.height * self.width
     }
 
@@ -98,7 +98,7 @@ impl ImageSet {
     }
 
     pub fn len(&self) -> usize {
-        self.pixels.len() / self.image_size()
+        self.pixels.len() / self.values_per_image()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,14 +107,14 @@ impl ImageSet {
 
     /// The pixels of image `index`.
     pub fn image(&self, index: usize) -> &[u8] {
-        let size = self.image_size();
+        let size = self.values_per_image();
         &self.pixels[index * size..(index + 1) * size]
     }
 
     /// Splits off the last `count` images, returning `(first, last)`.
     pub fn split_tail(mut self, count: usize) -> (Self, Self) {
         let keep = self.len() - count.min(self.len());
-        let tail_pixels = self.pixels.split_off(keep * self.image_size());
+        let tail_pixels = self.pixels.split_off(keep * self.values_per_image());
         let tail_labels = self.labels.as_mut().map(|labels| labels.split_off(keep));
         let tail_embeddings = self.embeddings.as_mut().map(|e| e.split_off(keep));
         let tail = Self {
