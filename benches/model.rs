@@ -4,20 +4,10 @@
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use pixelcnn::bench::{BenchConfig, SIDE};
+use pixelcnn::bench::{BenchConfig, SIDE, random_levels};
 use pixelcnn::checkpoint::new_optimizer;
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::gated::GatedLayerConfig;
-
-fn levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, Int> {
-    Tensor::<4>::random(
-        [batch, 1, SIDE, SIDE],
-        burn::tensor::Distribution::Uniform(0.0, levels as f64),
-        device,
-    )
-    .int()
-    .clamp(0, levels as i64 - 1)
-}
 
 /// One B-layer (3×3) on 16 feature maps of 28×28, for each configuration's channel count.
 fn gated_layer(c: &mut Criterion) {
@@ -48,7 +38,7 @@ fn model(c: &mut Criterion) {
     for config in [BenchConfig::S, BenchConfig::P] {
         let (model_config, batch) = config.model();
         let inference = model_config.init_seeded(&device, 0);
-        let input = levels(16, model_config.levels, &device);
+        let input = random_levels(16, model_config.levels, &device);
         group.bench_function(format!("forward_16/{}", config.name()), |b| {
             b.iter(|| inference.forward(input.clone()).sum().into_scalar::<f32>())
         });
@@ -56,7 +46,7 @@ fn model(c: &mut Criterion) {
         let training = device.clone().autodiff();
         let mut model = model_config.init_seeded(&training, 0);
         let mut optimizer = new_optimizer();
-        let targets = levels(batch, model_config.levels, &training);
+        let targets = random_levels(batch, model_config.levels, &training);
         group.bench_function(format!("train_step/{}", config.name()), |b| {
             b.iter(|| {
                 let loss = mean_nll(model.forward(targets.clone()), targets.clone());

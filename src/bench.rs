@@ -78,7 +78,8 @@ pub fn median_ms(warm_up: usize, repeats: usize, mut work: impl FnMut()) -> f64 
     times[times.len() / 2]
 }
 
-fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, Int> {
+/// A batch of `batch` random 28×28 images of levels `0..levels`.
+pub fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, Int> {
     Tensor::<4>::random(
         [batch, 1, SIDE, SIDE],
         burn::tensor::Distribution::Uniform(0.0, levels as f64),

@@ -96,12 +96,18 @@ fn assert_recoverable(run: &RunDir) {
     );
 }
 
+/// A synthetic IDX data set of 8×8 images in `dir/data`.
+fn small_data(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 8);
+    data
+}
+
 #[test]
 fn sigkill_at_any_point_then_resume_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    synthetic_data(&data, 8, 40, 8);
+    let data = small_data(dir.path());
 
     let reference = RunDir::new(dir.path().join("reference"));
     assert!(
@@ -151,9 +157,7 @@ fn sigkill_at_any_point_then_resume_matches_an_uninterrupted_run() {
 #[test]
 fn a_diverging_loss_stops_training_and_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    synthetic_data(&data, 8, 40, 8);
+    let data = small_data(dir.path());
     let run = RunDir::new(dir.path().join("run"));
     let (ok, message) = resume_with(&data, run.root(), 2, &[]);
     assert!(!ok && message.contains("holds no checkpoint"), "{message}");
@@ -212,10 +216,8 @@ impl Drop for SmallDisk<'_> {
 #[test]
 fn a_full_or_read_only_disk_gives_a_clear_error_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, mount_point) = (dir.path().join("data"), dir.path().join("disk"));
+    let (data, mount_point) = (small_data(dir.path()), dir.path().join("disk"));
     std::fs::create_dir_all(&mount_point).unwrap();
-    std::fs::create_dir(&data).unwrap();
-    synthetic_data(&data, 8, 40, 8);
     // A small file system of its own needs mount rights (root in a container, as in CI).
     let disk = match SmallDisk::mount(&mount_point, "1m") {
         Ok(disk) => disk,
