@@ -154,19 +154,26 @@ fn sigkill_at_any_point_then_resume_matches_an_uninterrupted_run() {
     );
 }
 
+/// A fresh run of two steps (interval 2: one checkpoint), after checking that there was
+/// nothing to resume.
+fn train_two_steps(data: &Path, run: &RunDir) {
+    let (ok, message) = resume_with(data, run.root(), 2, &[]);
+    assert!(!ok && message.contains("holds no checkpoint"), "{message}");
+    assert!(
+        train_command(data, run.root(), 2, false)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(checkpoint_step(run), 2);
+}
+
 #[test]
 fn a_diverging_loss_stops_training_and_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_data(dir.path());
     let run = RunDir::new(dir.path().join("run"));
-    let (ok, message) = resume_with(&data, run.root(), 2, &[]);
-    assert!(!ok && message.contains("holds no checkpoint"), "{message}");
-    assert!(
-        train_command(&data, run.root(), 2, false)
-            .status()
-            .unwrap()
-            .success()
-    );
+    train_two_steps(&data, &run);
     // A learning rate of 1e30 sends the weights to ~1e30 in Adam step 3, so the loss of step 4
     // overflows to NaN.
     let (ok, message) = resume_with(&data, run.root(), 4, &["--lr", "1e30"]);
@@ -227,14 +234,7 @@ fn a_full_or_read_only_disk_gives_a_clear_error_and_keeps_the_checkpoint() {
         }
     };
     let run = RunDir::new(mount_point.join("run"));
-    let (ok, message) = resume_with(&data, run.root(), 2, &[]);
-    assert!(!ok && message.contains("holds no checkpoint"), "{message}");
-    assert!(
-        train_command(&data, run.root(), 2, false)
-            .status()
-            .unwrap()
-            .success()
-    );
+    train_two_steps(&data, &run);
     let before = std::fs::read(run.checkpoint_path()).unwrap();
 
     // Full: fill every remaining byte, then ask for more steps.

@@ -20,7 +20,8 @@ pub(crate) struct ReconstructArgs {
     /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
     #[arg(long)]
     run: PathBuf,
-    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
+    /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Number of test images.
@@ -41,7 +42,8 @@ pub(crate) struct InterpolateArgs {
     /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
     #[arg(long)]
     run: PathBuf,
-    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
+    /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Index of the first test image.

@@ -14,7 +14,8 @@ pub(crate) struct EvalArgs {
     /// Run folder written by `pixelcnn train`.
     #[arg(long)]
     run: PathBuf,
-    /// Folder with t10k-images-idx3-ubyte[.gz]; default: the run's data, or the embedded set.
+    /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
+    /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Print one JSON line instead of text.
