@@ -9,14 +9,15 @@ use pixelcnn::checkpoint::new_optimizer;
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::gated::GatedLayerConfig;
 
-/// One B-layer (3×3) on 16 feature maps of 28×28, for each configuration's channel count.
+/// One B-layer (3×3) on 16 channels-last feature maps of 28×28, for each configuration's
+/// channel count.
 fn gated_layer(c: &mut Criterion) {
     let device = Device::flex();
     for config in [BenchConfig::S, BenchConfig::P] {
         let channels = config.model().0.channels;
         let layer = GatedLayerConfig::new(channels, channels, 3, false).init(&device);
         let input = Tensor::<4>::random(
-            [16, channels, SIDE, SIDE],
+            [16, SIDE, SIDE, channels],
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );

@@ -8,10 +8,7 @@
 //! colours `< c` in the first layer (mask A) and feature groups `≤ c` after it (mask B). With one
 //! colour every mask is all ones (or, for mask A, all zeros), and nothing is masked.
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 
 /// The colour group of `channel` among `channels` feature channels split into `colours` groups.
 pub fn group(channel: usize, channels: usize, colours: usize) -> usize {
@@ -48,28 +45,11 @@ impl ColourMask {
         }
     }
 
-    /// The mask as weights `[out, in, 1, 1]` of ones and zeros.
-    fn weights(&self, outputs: usize, inputs: usize, device: &Device) -> Tensor<4> {
+    /// The mask as a matrix `[out, in]` of ones and zeros.
+    pub fn weights(&self, outputs: usize, inputs: usize, device: &Device) -> Tensor<2> {
         let values: Vec<f32> = (0..outputs)
             .flat_map(|o| (0..inputs).map(move |i| f32::from(u8::from(self.allows(o, i, inputs)))))
             .collect();
-        Tensor::from_data(TensorData::new(values, [outputs, inputs, 1, 1]), device)
+        Tensor::from_data(TensorData::new(values, [outputs, inputs]), device)
     }
-}
-
-/// A 1×1 convolution whose weights are multiplied by `mask` when the image has colours; with one
-/// colour (`mask` is `None`) it is the plain convolution.
-pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<ColourMask>) -> Tensor<4> {
-    let Some(mask) = mask.filter(|m| m.colours > 1) else {
-        return conv.forward(x);
-    };
-    let weight = conv.weight.val();
-    let [outputs, inputs, _, _] = weight.dims();
-    let masked = weight.clone() * mask.weights(outputs, inputs, &weight.device());
-    conv2d(
-        x,
-        masked,
-        conv.bias.as_ref().map(|b| b.val()),
-        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-    )
 }

@@ -11,6 +11,9 @@
 //! masked weights, so the combined receptive field has no blind spot. A 1×1 convolution links the
 //! vertical stack into the horizontal one before the gate `tanh(a) ⊙ σ(b)`.
 //!
+//! The layers work on channels-last maps `[B, H, W, C]`, where every one of these convolutions
+//! is a matrix product (see [`super::channels_last`]).
+//!
 //! For colour images the horizontal stack sees the pixels strictly to the left through its
 //! convolution, and the current pixel through a separate 1×1 convolution masked by colour group
 //! (see [`super::colour`]), as are the 1×1 convolutions that mix groups after the gate.
@@ -21,10 +24,11 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
-use super::colour::{ColourMask, Mask, pointwise};
+use super::channels_last::{Window, pointwise, to_channels_last, window_conv};
+use super::colour::{ColourMask, Mask};
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
-use super::{PixelCnnConfig, conv1x1, input_to_float, split_colours};
+use super::{PixelCnnConfig, conv1x1, input_to_float};
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
 /// [`OutputHead`] that predicts K logits per pixel.
@@ -81,16 +85,16 @@ impl GatedPixelCnn {
     /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` (values in `0..K`) and, for
     /// a conditional model, the conditioning vectors h `[B, d]`.
     pub fn forward(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Tensor<5> {
-        let x = input_to_float(levels, self.levels);
-        let [_, _, height, width] = x.dims();
+        let x = to_channels_last(input_to_float(levels, self.levels));
+        let [_, height, width, _] = x.dims();
         let (mut vertical, mut horizontal) = (x.clone(), x);
         let condition = match (&self.condition_map, condition) {
             // The map covers the whole image; an input of its top rows gets the top of the map.
-            (Some(map), Some(h)) => Some(Condition::Map(
+            (Some(map), Some(h)) => Some(Condition::Map(to_channels_last(
                 map.forward(h.clone())
                     .narrow(2, 0, height)
                     .narrow(3, 0, width),
-            )),
+            ))),
             (None, Some(h)) => Some(Condition::Vector(h.clone())),
             (_, None) => None,
         };
@@ -104,11 +108,8 @@ impl GatedPixelCnn {
                 None => skip,
             });
         }
-        let logits = self
-            .head
-            .forward(skips.expect("a Gated PixelCNN has at least one layer"));
-        let colours = logits.dims()[1] / self.levels;
-        split_colours(logits, colours)
+        self.head
+            .forward(skips.expect("a Gated PixelCNN has at least one layer"))
     }
 }
 
@@ -209,32 +210,51 @@ pub struct GatedLayer {
     pub(crate) colours: usize,
 }
 
-/// What a layer is conditioned on: h itself, or the map s = m(h).
+/// What a layer is conditioned on: h itself, or the map s = m(h) (channels-last).
 pub enum Condition {
     Vector(Tensor<2>),
     Map(Tensor<4>),
 }
 
 impl GatedLayer {
-    /// Returns the vertical-stack output, the horizontal-stack output and the skip output.
+    /// Returns the vertical-stack output, the horizontal-stack output and the skip output, all
+    /// channels-last `[B, H, W, C]`, for channels-last inputs.
     pub fn forward(
         &self,
         vertical_in: Tensor<4>,
         horizontal_in: Tensor<4>,
         condition: Option<&Condition>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let [batch, _, height, width] = vertical_in.dims();
-        let padded = self
-            .vertical_column
-            .forward(self.vertical_row.forward(vertical_in.clone()));
-        let link = self
-            .vertical_to_horizontal
-            .forward(padded.clone().narrow(2, 0, height));
-        let mut vertical = padded.narrow(2, 1, height) + self.vertical_input.forward(vertical_in);
-        let mut link = link;
+        let [batch, height, width, _] = vertical_in.dims();
+        let p = (self.vertical_row.weight.dims()[3] / 2) as isize;
+        let row = window_conv(
+            &self.vertical_row,
+            vertical_in.clone(),
+            Window {
+                offset: (0, -p),
+                output: (height, width),
+            },
+        );
+        // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
+        // rows i-p..=i), rows 0..H the same shifted down one row for the link.
+        let padded = window_conv(
+            &self.vertical_column,
+            row,
+            Window {
+                offset: (-p - 1, 0),
+                output: (height + 1, width),
+            },
+        );
+        let mut link = pointwise(
+            &self.vertical_to_horizontal,
+            padded.clone().narrow(1, 0, height),
+            None,
+        );
+        let mut vertical =
+            padded.narrow(1, 1, height) + pointwise(&self.vertical_input, vertical_in, None);
         if let Some(added) = self.condition_terms(condition, batch) {
             let [on_vertical, on_horizontal] = added
-                .chunk(2, 1)
+                .chunk(2, 3)
                 .try_into()
                 .expect("4C conditioning outputs");
             vertical = vertical + on_vertical;
@@ -242,10 +262,16 @@ impl GatedLayer {
         }
         let vertical_out = gate(vertical);
 
-        let mut horizontal = self.horizontal.forward(horizontal_in.clone());
-        if self.first || self.current_pixel.is_some() {
-            horizontal = horizontal.narrow(3, 0, width);
-        }
+        // Column j covers columns j-p..=j, or j-p-1..=j-1 where the current pixel is not seen.
+        let sees_current = !self.first && self.current_pixel.is_none();
+        let mut horizontal = window_conv(
+            &self.horizontal,
+            horizontal_in.clone(),
+            Window {
+                offset: (0, -p - 1 + isize::from(sees_current)),
+                output: (height, width),
+            },
+        );
         if let Some(current) = &self.current_pixel {
             let mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
             horizontal = horizontal + pointwise(current, horizontal_in.clone(), Some(mask));
@@ -272,24 +298,25 @@ impl GatedLayer {
         }
     }
 
-    /// `V h` as `[B, 4C, 1, 1]` or `V * s` as `[B, 4C, H, W]`: 2C for the vertical stack's
+    /// `V h` as `[B, 1, 1, 4C]` or `V * s` as `[B, H, W, 4C]`: 2C for the vertical stack's
     /// pre-activations, then 2C for the horizontal stack's.
     fn condition_terms(&self, condition: Option<&Condition>, batch: usize) -> Option<Tensor<4>> {
         match (condition?, &self.condition, &self.condition_map) {
             (Condition::Vector(h), Some(linear), _) => {
                 let outputs = linear.weight.dims()[1];
-                Some(linear.forward(h.clone()).reshape([batch, outputs, 1, 1]))
+                Some(linear.forward(h.clone()).reshape([batch, 1, 1, outputs]))
             }
-            (Condition::Map(s), _, Some(conv)) => Some(conv.forward(s.clone())),
+            (Condition::Map(s), _, Some(conv)) => Some(pointwise(conv, s.clone(), None)),
             _ => None,
         }
     }
 }
 
-/// The gated activation unit `tanh(a) ⊙ σ(b)` over the two halves of the channel dimension.
+/// The gated activation unit `tanh(a) ⊙ σ(b)` over the two halves of the channels of a
+/// channels-last map.
 pub fn gate(x: Tensor<4>) -> Tensor<4> {
     let [filter, gate] = x
-        .chunk(2, 1)
+        .chunk(2, 3)
         .try_into()
         .expect("gate input has an even channel count");
     tanh(filter) * sigmoid(gate)

@@ -7,10 +7,11 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::colour::{ColourMask, Mask, pointwise};
+use super::channels_last::pointwise;
+use super::colour::{ColourMask, Mask};
 use super::{PixelCnnConfig, conv1x1};
 
-/// Maps features `[B, F, H, W]` to logits `[B, C·K, H, W]`, colour after colour.
+/// Maps channels-last features `[B, H, W, F]` to logits `[B, C, K, H, W]`.
 #[derive(Module, Debug)]
 pub struct OutputHead {
     pub(crate) hidden: Conv2d,
@@ -28,9 +29,14 @@ impl OutputHead {
         }
     }
 
-    pub fn forward(&self, features: Tensor<4>) -> Tensor<4> {
+    pub fn forward(&self, features: Tensor<4>) -> Tensor<5> {
         let hidden = pointwise(&self.hidden, relu(features), Some(self.mask(&self.hidden)));
-        pointwise(&self.logits, relu(hidden), Some(self.mask(&self.logits)))
+        let logits = pointwise(&self.logits, relu(hidden), Some(self.mask(&self.logits)));
+        // The K logits of each colour are contiguous: `[B, H, W, C·K]`, colour after colour.
+        let [batch, height, width, outputs] = logits.dims();
+        logits
+            .reshape([batch, height, width, self.colours, outputs / self.colours])
+            .permute([0, 3, 4, 1, 2])
     }
 
     /// The colour mask of `conv`, one of this head's convolutions.

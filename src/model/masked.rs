@@ -12,6 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
+use super::channels_last::to_channels_last;
 use super::head::OutputHead;
 use super::{PixelCnnConfig, input_to_float};
 
@@ -53,8 +54,8 @@ impl MaskedPixelCnn {
         }
     }
 
-    /// Logits `[B, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`).
-    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+    /// Logits `[B, 1, K, H, W]` for images of levels `[B, 1, H, W]` (values in `0..K`).
+    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<5> {
         let (first, later) = self
             .layers
             .split_first()
@@ -64,7 +65,7 @@ impl MaskedPixelCnn {
             // Residual connections after the first layer, where the shapes agree.
             features = features.clone() + layer.forward(relu(features));
         }
-        self.head.forward(features)
+        self.head.forward(to_channels_last(features))
     }
 }
 

@@ -3,10 +3,13 @@
 //! rest of the crate (training, evaluation, sampling, checkpoints) treats them alike.
 
 pub mod autoencoder;
+mod channels_last;
 pub mod colour;
 pub mod gated;
 mod head;
 pub mod masked;
+#[cfg(test)]
+mod parity_tests;
 pub mod spatial;
 
 use std::sync::Mutex;
@@ -234,7 +237,7 @@ impl PixelCnn {
     ) -> Tensor<5> {
         match self {
             PixelCnn::Gated(model) => model.forward(levels, condition),
-            PixelCnn::Masked(model) => model.forward(levels).unsqueeze_dim(1),
+            PixelCnn::Masked(model) => model.forward(levels),
             PixelCnn::AutoEncoder(model) => model.forward(levels, condition),
             PixelCnn::DeconvAutoEncoder(model) => model.forward(levels, condition).unsqueeze_dim(1),
         }
@@ -271,12 +274,6 @@ impl ModuleVisitor for DrawWeights {
 /// A 1×1 convolution.
 fn conv1x1(in_channels: usize, out_channels: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([in_channels, out_channels], [1, 1]).init(device)
-}
-
-/// Logits `[B, C·K, H, W]`, colour after colour, as `[B, C, K, H, W]`.
-fn split_colours(logits: Tensor<4>, colours: usize) -> Tensor<5> {
-    let [batch, outputs, height, width] = logits.dims();
-    logits.reshape([batch, colours, outputs / colours, height, width])
 }
 
 /// The network input: levels `0..K` scaled to `[0, 1]`.
