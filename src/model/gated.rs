@@ -22,10 +22,10 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, tanh};
 
 use super::channels_last::{Window, pointwise, to_channels_last, window_conv};
 use super::colour::{ColourMask, Mask};
+use super::gate::gate;
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
 use super::{PixelCnnConfig, conv1x1, input_to_float};
@@ -310,14 +310,4 @@ impl GatedLayer {
             _ => None,
         }
     }
-}
-
-/// The gated activation unit `tanh(a) ⊙ σ(b)` over the two halves of the channels of a
-/// channels-last map.
-pub fn gate(x: Tensor<4>) -> Tensor<4> {
-    let [filter, gate] = x
-        .chunk(2, 3)
-        .try_into()
-        .expect("gate input has an even channel count");
-    tanh(filter) * sigmoid(gate)
 }

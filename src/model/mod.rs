@@ -5,6 +5,7 @@
 pub mod autoencoder;
 mod channels_last;
 pub mod colour;
+pub mod gate;
 pub mod gated;
 mod head;
 pub mod masked;
