@@ -12,12 +12,14 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
-use burn::tensor::{Bytes, DType, Shape, Slice};
+use burn::tensor::{DType, Shape, Slice};
 use rayon::prelude::*;
+
+use super::flex_tensor;
 
 /// The gate as a backend operation.
 #[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]
@@ -173,14 +175,6 @@ fn half_last(shape: &Shape) -> Shape {
     let last = dims.len() - 1;
     dims[last] /= 2;
     Shape::from(dims)
-}
-
-fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(shape),
-        DType::F32,
-    )
 }
 
 /// `σ(x) = 1 / (1 + e^-x)`.

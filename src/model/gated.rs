@@ -23,7 +23,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::channels_last::{Window, pointwise, to_channels_last, window_conv};
+use super::channels_last::{pointwise, to_channels_last, window_conv};
 use super::colour::{ColourMask, Mask};
 use super::gate::gate;
 use super::head::OutputHead;
@@ -230,21 +230,12 @@ impl GatedLayer {
         let row = window_conv(
             &self.vertical_row,
             vertical_in.clone(),
-            Window {
-                offset: (0, -p),
-                output: (height, width),
-            },
+            (0, -p),
+            (height, width),
         );
         // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
         // rows i-p..=i), rows 0..H the same shifted down one row for the link.
-        let padded = window_conv(
-            &self.vertical_column,
-            row,
-            Window {
-                offset: (-p - 1, 0),
-                output: (height + 1, width),
-            },
-        );
+        let padded = window_conv(&self.vertical_column, row, (-p - 1, 0), (height + 1, width));
         let mut link = pointwise(
             &self.vertical_to_horizontal,
             padded.clone().narrow(1, 0, height),
@@ -267,10 +258,8 @@ impl GatedLayer {
         let mut horizontal = window_conv(
             &self.horizontal,
             horizontal_in.clone(),
-            Window {
-                offset: (0, -p - 1 + isize::from(sees_current)),
-                output: (height, width),
-            },
+            (0, -p - 1 + isize::from(sees_current)),
+            (height, width),
         );
         if let Some(current) = &self.current_pixel {
             let mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });

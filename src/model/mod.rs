@@ -5,6 +5,7 @@
 pub mod autoencoder;
 mod channels_last;
 pub mod colour;
+mod columns;
 pub mod gate;
 pub mod gated;
 mod head;
@@ -275,6 +276,15 @@ impl ModuleVisitor for DrawWeights {
 /// A 1×1 convolution.
 fn conv1x1(in_channels: usize, out_channels: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([in_channels, out_channels], [1, 1]).init(device)
+}
+
+/// A contiguous f32 tensor of the CPU backend, for the fused operations.
+fn flex_tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> burn::backend::flex::FlexTensor {
+    burn::backend::flex::FlexTensor::new(
+        burn::tensor::Bytes::from_elems(values),
+        burn::backend::flex::Layout::contiguous(shape),
+        burn::tensor::DType::F32,
+    )
 }
 
 /// The network input: levels `0..K` scaled to `[0, 1]`.
