@@ -52,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    pixelcnn::allocator::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
