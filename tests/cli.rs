@@ -242,6 +242,7 @@ fn bad_flags_and_inputs_give_one_clear_error() {
         &["train", "--out", out_arg, "--arch", "resnet"],
         "invalid value 'resnet'",
     );
+    #[cfg(not(feature = "wgpu"))]
     assert_fails_with(
         &["--device", "wgpu", "eval", "--run", out_arg],
         "built without the `wgpu` feature",
