@@ -5,15 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{cifar_records, f32_bytes, npy, synthetic_data};
+use common::{cifar_records, f32_bytes, npy, pixelcnn, synthetic_data};
 use std::process::{Command, Output};
-
-fn pixelcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

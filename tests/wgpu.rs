@@ -13,7 +13,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
-use common::synthetic_data;
+use common::{pixelcnn, synthetic_data};
 use pixelcnn::device::DeviceChoice;
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
@@ -118,13 +118,6 @@ fn conditional_colour_model_computes_the_same_on_the_gpu() {
             .with_input_channels(3)
             .with_conditioning(Conditioning::Class { classes: 3 }),
     );
-}
-
-fn pixelcnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 fn succeeded(output: &Output) -> String {

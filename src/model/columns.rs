@@ -11,7 +11,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
@@ -157,12 +157,10 @@ impl<B: Backend + ColumnsBackend> Backward<B, 1> for ColumnsGradient {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let input_grad = B::columns_backward(grad, ops.state, self.taps);
-            grads.register::<B>(parent.id, input_grad);
-        }
+        let shape = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::columns_backward(grad, shape, self.taps)
+        });
     }
 }
 

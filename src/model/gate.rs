@@ -11,7 +11,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
@@ -105,11 +105,10 @@ impl<B: Backend + GateBackend> Backward<B, 1> for GateGradient {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            grads.register::<B>(parent.id, B::gate_backward(ops.state, grad));
-        }
+        let input = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::gate_backward(input, grad)
+        });
     }
 }
 

@@ -1,9 +1,18 @@
-//! File builders shared by the integration tests: IDX, CIFAR-10 and `.npy` files made in memory,
-//! and a small synthetic IDX data set.
+//! What the integration tests share: IDX, CIFAR-10 and `.npy` files made in memory, a small
+//! synthetic IDX data set, and running the `pixelcnn` binary.
 
 #![allow(dead_code)] // Each test crate uses a different subset.
 
 use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the `pixelcnn` binary with `args`.
+pub fn pixelcnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
 
 /// An IDX file of unsigned bytes with the given dimensions and body.
 pub fn idx_bytes(dims: &[u32], body: &[u8]) -> Vec<u8> {
