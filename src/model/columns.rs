@@ -56,6 +56,26 @@ impl Taps {
         };
         (first, end, source)
     }
+
+    /// For every tap that reads inside a `height × width` map of `channels`: the region of the
+    /// columns it fills and the region of the map it reads.
+    fn regions(
+        &self,
+        height: usize,
+        width: usize,
+        channels: usize,
+    ) -> impl Iterator<Item = ([Slice; 4], [Slice; 4])> + '_ {
+        self.each().enumerate().filter_map(move |(index, (i, j))| {
+            let (r0, r1, h0) = Self::valid(self.offset.0, i, self.output.0, height);
+            let (c0, c1, w0) = Self::valid(self.offset.1, j, self.output.1, width);
+            (r0 < r1 && c0 < c1).then(|| {
+                (
+                    region(r0..r1, c0..c1, index * channels..(index + 1) * channels),
+                    region(h0..h0 + r1 - r0, w0..w0 + c1 - c0, 0..channels),
+                )
+            })
+        })
+    }
 }
 
 /// The column matrix as a backend operation.
@@ -67,18 +87,9 @@ pub trait ColumnsBackend: Backend {
         let (rows, cols) = taps.output;
         let shape = Shape::new([batch, rows, cols, taps.count() * channels]);
         let mut out = Self::float_zeros(shape, &x.device(), x.dtype().into());
-        for (index, (i, j)) in taps.each().enumerate() {
-            let (r0, r1, h0) = Taps::valid(taps.offset.0, i, rows, height);
-            let (c0, c1, w0) = Taps::valid(taps.offset.1, j, cols, width);
-            if r0 == r1 || c0 == c1 {
-                continue;
-            }
-            let source = Self::float_slice(
-                x.clone(),
-                &region(h0..h0 + r1 - r0, w0..w0 + c1 - c0, 0..channels),
-            );
-            let block = index * channels..(index + 1) * channels;
-            out = Self::float_slice_assign(out, &region(r0..r1, c0..c1, block), source);
+        for (block, source) in taps.regions(height, width, channels) {
+            let source = Self::float_slice(x.clone(), &source);
+            out = Self::float_slice_assign(out, &block, source);
         }
         out
     }
@@ -87,17 +98,9 @@ pub trait ColumnsBackend: Backend {
     /// `grad` of the columns.
     fn columns_backward(grad: FloatTensor<Self>, shape: Shape, taps: Taps) -> FloatTensor<Self> {
         let [_, height, width, channels] = shape.dims();
-        let (rows, cols) = taps.output;
         let mut out = Self::float_zeros(shape, &grad.device(), grad.dtype().into());
-        for (index, (i, j)) in taps.each().enumerate() {
-            let (r0, r1, h0) = Taps::valid(taps.offset.0, i, rows, height);
-            let (c0, c1, w0) = Taps::valid(taps.offset.1, j, cols, width);
-            if r0 == r1 || c0 == c1 {
-                continue;
-            }
-            let block = index * channels..(index + 1) * channels;
-            let part = Self::float_slice(grad.clone(), &region(r0..r1, c0..c1, block));
-            let target = region(h0..h0 + r1 - r0, w0..w0 + c1 - c0, 0..channels);
+        for (block, target) in taps.regions(height, width, channels) {
+            let part = Self::float_slice(grad.clone(), &block);
             let sum = Self::float_add(Self::float_slice(out.clone(), &target), part);
             out = Self::float_slice_assign(out, &target, sum);
         }
