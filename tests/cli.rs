@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{cifar_records, f32_bytes, npy, pixelcnn, synthetic_data};
+use common::{TINY, cifar_records, f32_bytes, npy, pixelcnn, synthetic_data};
 use std::process::{Command, Output};
 
 fn stderr(output: &Output) -> String {
@@ -23,19 +23,6 @@ fn assert_fails_with(args: &[&str], needle: &str) {
         "{args:?} panicked: {message}"
     );
 }
-
-const TINY: &[&str] = &[
-    "--steps",
-    "4",
-    "--interval",
-    "2",
-    "--layers",
-    "2",
-    "--channels",
-    "4",
-    "--batch-size",
-    "8",
-];
 
 fn train_tiny(data: &Path, run: &Path) {
     let mut args = vec![

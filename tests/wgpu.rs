@@ -13,7 +13,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
-use common::{pixelcnn, synthetic_data};
+use common::{TINY, pixelcnn, synthetic_data};
 use pixelcnn::device::DeviceChoice;
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
@@ -143,7 +143,7 @@ fn train_eval_and_sample_on_the_gpu() {
     synthetic_data(dir.path(), 8, 24, 6);
     let run = dir.path().join("run");
     let (data, run) = (dir.path().to_str().unwrap(), run.to_str().unwrap());
-    succeeded(&pixelcnn(&[
+    let mut train = vec![
         "--device",
         "wgpu",
         "train",
@@ -151,17 +151,9 @@ fn train_eval_and_sample_on_the_gpu() {
         run,
         "--data-dir",
         data,
-        "--steps",
-        "4",
-        "--interval",
-        "2",
-        "--layers",
-        "2",
-        "--channels",
-        "4",
-        "--batch-size",
-        "8",
-    ]));
+    ];
+    train.extend_from_slice(TINY);
+    succeeded(&pixelcnn(&train));
     // The checkpoint trained on the GPU evaluates to the same likelihood on both devices.
     let on_gpu = bits_per_dim("wgpu", run);
     let on_cpu = bits_per_dim("flex", run);

@@ -6,6 +6,20 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Training flags of a tiny, quick run: 4 steps of batch 8, 2 layers of 4 channels.
+pub const TINY: &[&str] = &[
+    "--steps",
+    "4",
+    "--interval",
+    "2",
+    "--layers",
+    "2",
+    "--channels",
+    "4",
+    "--batch-size",
+    "8",
+];
+
 /// Runs the `pixelcnn` binary with `args`.
 pub fn pixelcnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
