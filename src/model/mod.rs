@@ -10,6 +10,7 @@ pub mod gate;
 pub mod gated;
 mod head;
 pub mod masked;
+mod matmul;
 #[cfg(test)]
 mod parity_tests;
 pub mod spatial;
