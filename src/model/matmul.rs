@@ -180,6 +180,9 @@ mod tests {
             Tensor::zeros([2, 0], &device),
             Tensor::zeros([0, 3], &device),
         );
-        assert_eq!(product.into_data().to_vec::<f32>().unwrap(), vec![0.0; 6]);
+        assert_eq!(
+            product.into_data().try_to_vec::<f32>().unwrap(),
+            vec![0.0; 6]
+        );
     }
 }
