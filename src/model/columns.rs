@@ -17,9 +17,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Shape, Slice};
-use rayon::prelude::*;
 
-use super::flex_tensor;
+use super::{flex_tensor, par_filled};
 
 /// The taps of a window convolution and where they read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,27 +174,24 @@ impl ColumnsBackend for Flex {
         let input: &[f32] = x.storage();
         let (rows, cols) = taps.output;
         let row_len = cols * taps.count() * channels;
-        let mut out = vec![0.0f32; batch * rows * row_len];
         // One task per output row of one image: it reads whichever input rows its taps cover.
-        out.par_chunks_mut(row_len)
-            .enumerate()
-            .for_each(|(task, out_row)| {
-                let (b, r) = (task / rows, task % rows);
-                let image = &input[b * height * width * channels..][..height * width * channels];
-                for (index, (i, j)) in taps.each().enumerate() {
-                    let h = r as isize + taps.offset.0 + i as isize;
-                    if !(0..height as isize).contains(&h) {
-                        continue;
-                    }
-                    let (c0, c1, w0) = Taps::valid(taps.offset.1, j, cols, width);
-                    let source = &image[(h as usize * width + w0) * channels..];
-                    for (k, c) in (c0..c1).enumerate() {
-                        let at = (c * taps.count() + index) * channels;
-                        out_row[at..at + channels]
-                            .copy_from_slice(&source[k * channels..(k + 1) * channels]);
-                    }
+        let out = par_filled(batch * rows * row_len, row_len, |task, out_row| {
+            let (b, r) = (task / rows, task % rows);
+            let image = &input[b * height * width * channels..][..height * width * channels];
+            for (index, (i, j)) in taps.each().enumerate() {
+                let h = r as isize + taps.offset.0 + i as isize;
+                if !(0..height as isize).contains(&h) {
+                    continue;
                 }
-            });
+                let (c0, c1, w0) = Taps::valid(taps.offset.1, j, cols, width);
+                let source = &image[(h as usize * width + w0) * channels..];
+                for (k, c) in (c0..c1).enumerate() {
+                    let at = (c * taps.count() + index) * channels;
+                    out_row[at..at + channels]
+                        .copy_from_slice(&source[k * channels..(k + 1) * channels]);
+                }
+            }
+        });
         flex_tensor(
             out,
             Shape::new([batch, rows, cols, taps.count() * channels]),
@@ -213,12 +209,12 @@ impl ColumnsBackend for Flex {
         let grad: &[f32] = grad.storage();
         let (rows, cols) = taps.output;
         let grad_row_len = cols * taps.count() * channels;
-        let mut out = vec![0.0f32; batch * height * width * channels];
         // One task per input row of one image: it gathers from the output rows that read it,
         // so no two tasks write the same pixel.
-        out.par_chunks_mut(width * channels)
-            .enumerate()
-            .for_each(|(task, in_row)| {
+        let out = par_filled(
+            batch * height * width * channels,
+            width * channels,
+            |task, in_row| {
                 let (b, h) = (task / height, task % height);
                 for (index, (i, j)) in taps.each().enumerate() {
                     let r = h as isize - taps.offset.0 - i as isize;
@@ -235,7 +231,8 @@ impl ColumnsBackend for Flex {
                         }
                     }
                 }
-            });
+            },
+        );
         flex_tensor(out, shape)
     }
 }

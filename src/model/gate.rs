@@ -17,9 +17,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Shape, Slice};
-use rayon::prelude::*;
 
-use super::flex_tensor;
+use super::{flex_tensor, par_filled};
 
 /// The gate as a backend operation.
 #[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]
@@ -119,18 +118,16 @@ impl GateBackend for Flex {
         let shape = x.layout().shape().clone();
         let channels = shape[shape.num_dims() - 1] / 2;
         let input: &[f32] = x.storage();
-        let mut output = vec![0.0f32; input.len() / 2];
-        output
-            .par_chunks_mut(channels * ROWS_PER_TASK)
-            .zip(input.par_chunks(2 * channels * ROWS_PER_TASK))
-            .for_each(|(out, pre)| {
-                #[cfg(target_arch = "x86_64")]
-                if wide::available() {
-                    // SAFETY: the processor has the features `wide` is compiled for.
-                    return unsafe { wide::gate_rows(out, pre, channels) };
-                }
-                gate_rows(out, pre, channels)
-            });
+        let rows = channels * ROWS_PER_TASK;
+        let output = par_filled(input.len() / 2, rows, |task, out| {
+            let pre = &input[2 * task * rows..][..2 * out.len()];
+            #[cfg(target_arch = "x86_64")]
+            if wide::available() {
+                // SAFETY: the processor has the features `wide` is compiled for.
+                return unsafe { wide::gate_rows(out, pre, channels) };
+            }
+            gate_rows(out, pre, channels)
+        });
         flex_tensor(output, half_last(&shape))
     }
 
@@ -141,19 +138,17 @@ impl GateBackend for Flex {
         let channels = shape[shape.num_dims() - 1] / 2;
         let input: &[f32] = x.storage();
         let grad: &[f32] = grad.storage();
-        let mut output = vec![0.0f32; input.len()];
-        output
-            .par_chunks_mut(2 * channels * ROWS_PER_TASK)
-            .zip(input.par_chunks(2 * channels * ROWS_PER_TASK))
-            .zip(grad.par_chunks(channels * ROWS_PER_TASK))
-            .for_each(|((out, pre), grad)| {
-                #[cfg(target_arch = "x86_64")]
-                if wide::available() {
-                    // SAFETY: the processor has the features `wide` is compiled for.
-                    return unsafe { wide::gate_rows_backward(out, pre, grad, channels) };
-                }
-                gate_rows_backward(out, pre, grad, channels)
-            });
+        let rows = 2 * channels * ROWS_PER_TASK;
+        let output = par_filled(input.len(), rows, |task, out| {
+            let pre = &input[task * rows..][..out.len()];
+            let grad = &grad[task * rows / 2..][..out.len() / 2];
+            #[cfg(target_arch = "x86_64")]
+            if wide::available() {
+                // SAFETY: the processor has the features `wide` is compiled for.
+                return unsafe { wide::gate_rows_backward(out, pre, grad, channels) };
+            }
+            gate_rows_backward(out, pre, grad, channels)
+        });
         flex_tensor(output, shape)
     }
 }
@@ -175,6 +170,7 @@ fn gate_rows(out: &mut [f32], pre: &[f32], channels: usize) {
 /// The gradient rows `[d_a, d_b]` for pre-activation rows `[a, b]` and output gradient rows.
 #[inline(always)]
 fn gate_rows_backward(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usize) {
+    let (mut t, mut s) = (vec![0.0f32; channels], vec![0.0f32; channels]);
     for ((out, pre), grad) in out
         .chunks_mut(2 * channels)
         .zip(pre.chunks(2 * channels))
@@ -182,15 +178,19 @@ fn gate_rows_backward(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usiz
     {
         let (d_filter, d_gate) = out.split_at_mut(channels);
         let (filter, gate) = pre.split_at(channels);
-        // Two loops of one output each: the compiler vectorises these, not one loop of two.
-        let inputs = || filter.iter().zip(gate).zip(grad);
-        for (d_a, ((&a, &b), &g)) in d_filter.iter_mut().zip(inputs()) {
-            let t = tanh(a);
-            *d_a = g * sigmoid(b) * (1.0 - t * t);
+        // Loops of one output each: the compiler vectorises these, not one loop of several.
+        for (t, &a) in t.iter_mut().zip(filter) {
+            *t = tanh(a);
         }
-        for (d_b, ((&a, &b), &g)) in d_gate.iter_mut().zip(inputs()) {
-            let s = sigmoid(b);
-            *d_b = g * tanh(a) * s * (1.0 - s);
+        for (s, &b) in s.iter_mut().zip(gate) {
+            *s = sigmoid(b);
+        }
+        let factors = || t.iter().zip(&s).zip(grad);
+        for (d_a, ((&t, &s), &g)) in d_filter.iter_mut().zip(factors()) {
+            *d_a = g * s * (1.0 - t * t);
+        }
+        for (d_b, ((&t, &s), &g)) in d_gate.iter_mut().zip(factors()) {
+            *d_b = g * t * s * (1.0 - s);
         }
     }
 }
@@ -203,12 +203,12 @@ mod wide {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
     pub fn gate_rows(out: &mut [f32], pre: &[f32], channels: usize) {
         super::gate_rows(out, pre, channels)
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
     pub fn gate_rows_backward(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usize) {
         super::gate_rows_backward(out, pre, grad, channels)
     }

@@ -288,6 +288,26 @@ fn flex_tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> burn::backend::f
     )
 }
 
+/// `len` values written by `fill(task, chunk)` over parallel chunks of `chunk_len` (the last may
+/// be shorter). Each chunk is zeroed just before `fill` runs, while it is in cache: a zeroed
+/// allocation would first clear all the memory in a separate pass.
+fn par_filled(len: usize, chunk_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut values = Vec::with_capacity(len);
+    values.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk_len)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            chunk.fill(std::mem::MaybeUninit::new(0.0));
+            // SAFETY: every element of the chunk was just initialised.
+            let chunk = unsafe { &mut *(chunk as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+            fill(task, chunk);
+        });
+    // SAFETY: the chunks cover all `len` elements, and each was initialised.
+    unsafe { values.set_len(len) };
+    values
+}
+
 /// The network input: levels `0..K` scaled to `[0, 1]`.
 fn input_to_float(levels: Tensor<4, Int>, k: usize) -> Tensor<4> {
     levels.float() / (k - 1) as f32
