@@ -121,12 +121,7 @@ impl GateBackend for Flex {
         let rows = channels * ROWS_PER_TASK;
         let output = par_filled(input.len() / 2, rows, |task, out| {
             let pre = &input[2 * task * rows..][..2 * out.len()];
-            #[cfg(target_arch = "x86_64")]
-            if wide::available() {
-                // SAFETY: the processor has the features `wide` is compiled for.
-                return unsafe { wide::gate_rows(out, pre, channels) };
-            }
-            gate_rows(out, pre, channels)
+            gate_rows_widest(out, pre, channels)
         });
         flex_tensor(output, half_last(&shape))
     }
@@ -142,12 +137,7 @@ impl GateBackend for Flex {
         let output = par_filled(input.len(), rows, |task, out| {
             let pre = &input[task * rows..][..out.len()];
             let grad = &grad[task * rows / 2..][..out.len() / 2];
-            #[cfg(target_arch = "x86_64")]
-            if wide::available() {
-                // SAFETY: the processor has the features `wide` is compiled for.
-                return unsafe { wide::gate_rows_backward(out, pre, grad, channels) };
-            }
-            gate_rows_backward(out, pre, grad, channels)
+            gate_rows_backward_widest(out, pre, grad, channels)
         });
         flex_tensor(output, shape)
     }
@@ -195,21 +185,71 @@ fn gate_rows_backward(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usiz
     }
 }
 
-/// The row kernels compiled for AVX2 and FMA: the default build targets plain x86-64, whose
-/// vectors are half as wide.
+/// The gate rows on the widest vectors the processor has.
+fn gate_rows_widest(out: &mut [f32], pre: &[f32], channels: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match wide::available() {
+        // SAFETY: the processor has the features each function is compiled for.
+        Some(wide::Width::Avx512) => return unsafe { wide::gate_rows_512(out, pre, channels) },
+        Some(wide::Width::Avx2) => return unsafe { wide::gate_rows_256(out, pre, channels) },
+        None => {}
+    }
+    gate_rows(out, pre, channels)
+}
+
+/// The gradient rows on the widest vectors the processor has.
+fn gate_rows_backward_widest(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match wide::available() {
+        // SAFETY: the processor has the features each function is compiled for.
+        Some(wide::Width::Avx512) => {
+            return unsafe { wide::gate_rows_backward_512(out, pre, grad, channels) };
+        }
+        Some(wide::Width::Avx2) => {
+            return unsafe { wide::gate_rows_backward_256(out, pre, grad, channels) };
+        }
+        None => {}
+    }
+    gate_rows_backward(out, pre, grad, channels)
+}
+
+/// The row kernels compiled for wider vectors than the default build's plain x86-64 (SSE2,
+/// 4 lanes): AVX-512 (16 lanes, 32 registers) or AVX2 with FMA (8 lanes).
 #[cfg(target_arch = "x86_64")]
 mod wide {
-    pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    pub enum Width {
+        Avx512,
+        Avx2,
+    }
+
+    /// The widest of these the processor has, if any.
+    pub fn available() -> Option<Width> {
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma");
+        match (avx2 && has!("avx512f"), avx2) {
+            (true, _) => Some(Width::Avx512),
+            (false, true) => Some(Width::Avx2),
+            (false, false) => None,
+        }
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub fn gate_rows(out: &mut [f32], pre: &[f32], channels: usize) {
+    pub fn gate_rows_512(out: &mut [f32], pre: &[f32], channels: usize) {
+        super::gate_rows(out, pre, channels)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn gate_rows_256(out: &mut [f32], pre: &[f32], channels: usize) {
         super::gate_rows(out, pre, channels)
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub fn gate_rows_backward(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usize) {
+    pub fn gate_rows_backward_512(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usize) {
+        super::gate_rows_backward(out, pre, grad, channels)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn gate_rows_backward_256(out: &mut [f32], pre: &[f32], grad: &[f32], channels: usize) {
         super::gate_rows_backward(out, pre, grad, channels)
     }
 }
@@ -274,6 +314,37 @@ mod tests {
             worst = worst.max(((exp(x) as f64) - exact).abs() / exact);
         }
         assert!(worst < 4e-7, "largest relative error {worst}");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_vector_width_computes_the_plain_kernels_rows() {
+        let channels = 24;
+        let pre: Vec<f32> = (0..6 * channels)
+            .map(|i| (i as f32 * 0.37).sin() * 6.0)
+            .collect();
+        let grad: Vec<f32> = (0..3 * channels).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut plain = (vec![0.0; 3 * channels], vec![0.0; 6 * channels]);
+        gate_rows(&mut plain.0, &pre, channels);
+        gate_rows_backward(&mut plain.1, &pre, &grad, channels);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        let mut wide = (vec![0.0; 3 * channels], vec![0.0; 6 * channels]);
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            // SAFETY: the processor has AVX2 and FMA.
+            unsafe { wide::gate_rows_256(&mut wide.0, &pre, channels) };
+            unsafe { wide::gate_rows_backward_256(&mut wide.1, &pre, &grad, channels) };
+            assert!(close(&wide.0, &plain.0) && close(&wide.1, &plain.1), "AVX2");
+        }
+        if has!("avx512f") && has!("avx2") && has!("fma") {
+            // SAFETY: the processor has AVX-512, AVX2 and FMA.
+            unsafe { wide::gate_rows_512(&mut wide.0, &pre, channels) };
+            unsafe { wide::gate_rows_backward_512(&mut wide.1, &pre, &grad, channels) };
+            assert!(
+                close(&wide.0, &plain.0) && close(&wide.1, &plain.1),
+                "AVX-512"
+            );
+        }
     }
 
     #[test]
