@@ -17,7 +17,7 @@ use burn::prelude::*;
 
 use super::colour::ColourMask;
 use super::columns::{Taps, columns};
-use super::matmul::matmul;
+use super::matmul::{affine, matmul};
 
 /// `conv` (weights `[C_out, C_in, kh, kw]`) over `x` `[B, H, W, C_in]`, output pixel `(r, c)`
 /// reading input pixels from `offset` on (zero outside the map): `[B, rows, cols, C_out]`.
@@ -57,10 +57,11 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<ColourMask>) -> Tenso
 fn product(x: Tensor<4>, matrix: Tensor<2>, bias: Option<&Param<Tensor<1>>>) -> Tensor<4> {
     let [batch, height, width, inputs] = x.dims();
     let outputs = matrix.dims()[1];
-    let mut y = matmul(x.reshape([batch * height * width, inputs]), matrix);
-    if let Some(bias) = bias {
-        y = y + bias.val().unsqueeze();
-    }
+    let x = x.reshape([batch * height * width, inputs]);
+    let y = match bias {
+        Some(bias) => affine(x, matrix, bias.val()),
+        None => matmul(x, matrix),
+    };
     y.reshape([batch, height, width, outputs])
 }
 

@@ -6,7 +6,9 @@
 //! extra passes over every output, forward and backward, about a tenth of a training step here.
 //! This operation lets `gemm` write into the one buffer the result keeps. Its backward pass is
 //! the usual pair of products, `∂L/∂A = G Bᵀ` and `∂L/∂B = Aᵀ G`, with the transposes read in
-//! place through strides. GPU backends use burn's product.
+//! place through strides. With a bias (`A B + b`, every 1×1 and window convolution) the output
+//! starts as the bias rows and `gemm` adds the product onto them, instead of a separate pass
+//! adding the bias; its gradient is the column sums of `G`. GPU backends compose burn's own ops.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -14,11 +16,11 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Shape};
 
-use super::flex_tensor;
+use super::{flex_tensor, par_filled};
 
 /// Products of at least this many multiply-adds run on all threads (as in burn's own product).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -30,6 +32,17 @@ pub trait MatmulBackend: Backend {
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(lhs, rhs)
     }
+
+    /// `[M, K] × [K, N] + [N]` (the bias added to every row) → `[M, N]`.
+    fn affine(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let outputs = bias.shape()[0];
+        let bias = Self::float_reshape(bias, Shape::new([1, outputs]));
+        Self::float_add(Self::float_matmul(x, weight), bias)
+    }
 }
 
 /// `lhs` `[M, K]` times `rhs` `[K, N]`: `[M, N]`.
@@ -37,6 +50,15 @@ pub fn matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as MatmulBackend>::matmul(
         lhs.into_dispatch(),
         rhs.into_dispatch(),
+    ))
+}
+
+/// `x` `[M, K]` times `weight` `[K, N]` plus `bias` `[N]` on every row: `[M, N]`.
+pub fn affine(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as MatmulBackend>::affine(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
     ))
 }
 
@@ -65,6 +87,33 @@ impl<B: Backend + MatmulBackend, C: CheckpointStrategy> MatmulBackend for Autodi
             }
         }
     }
+
+    fn affine(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
+        match AffineGradient
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let state = (
+                    weight_tracked.then(|| x.clone()),
+                    x_tracked.then(|| weight.clone()),
+                );
+                prep.finish(state, B::affine(x, weight, bias.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::affine(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
 }
 
 /// The backward step of [`matmul`]; its state is each factor whose partner needs a gradient.
@@ -91,56 +140,130 @@ impl<B: Backend + MatmulBackend> Backward<B, 2> for MatmulGradient {
     }
 }
 
+/// The backward step of [`affine`]; its state is `x` if the weights need a gradient and the
+/// weights if `x` does.
+#[derive(Debug)]
+struct AffineGradient;
+
+impl<B: Backend + MatmulBackend> Backward<B, 3> for AffineGradient {
+    type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let (x, weight) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [x_node, weight_node, bias_node] = ops.parents;
+        if let Some(node) = bias_node {
+            let outputs = grad.shape()[1];
+            let sums = B::float_sum_dim(grad.clone(), 0);
+            grads.register::<B>(node.id, B::float_reshape(sums, Shape::new([outputs])));
+        }
+        if let Some(node) = weight_node {
+            let x = B::float_transpose(x.expect("x kept for ∂L/∂W"));
+            grads.register::<B>(node.id, B::matmul(x, grad.clone()));
+        }
+        if let Some(node) = x_node {
+            let weight = B::float_transpose(weight.expect("weights kept for ∂L/∂x"));
+            grads.register::<B>(node.id, B::matmul(grad, weight));
+        }
+    }
+}
+
 impl MatmulBackend for Flex {
     fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
-        assert!(
-            lhs.dtype() == DType::F32 && rhs.dtype() == DType::F32,
-            "the model's products are computed in f32"
-        );
-        let [m, k] = lhs.layout().shape().dims();
-        let [k_rhs, n] = rhs.layout().shape().dims();
-        assert_eq!(k, k_rhs, "inner dimensions of a product must agree");
+        let (m, n) = product_shape(&lhs, &rhs);
         let mut out = Vec::<f32>::with_capacity(m * n);
-        if k == 0 {
-            out.resize(m * n, 0.0);
-        } else {
-            let (lhs_rows, lhs_cols) = strides(&lhs);
-            let (rhs_rows, rhs_cols) = strides(&rhs);
-            let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            };
-            // SAFETY: both factors are f32 views whose offsets and strides address `m × k` and
-            // `k × n` elements inside their storage; `out` has room for `m × n`, and `gemm` with
-            // `read_dst = false` writes every one of them (k > 0) without reading any.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    first_element(&lhs),
-                    lhs_cols,
-                    lhs_rows,
-                    first_element(&rhs),
-                    rhs_cols,
-                    rhs_rows,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-                out.set_len(m * n);
-            }
+        // SAFETY: `out` has room for the `m × n` values, which `multiply` writes without reading.
+        unsafe {
+            multiply(out.as_mut_ptr(), &lhs, &rhs, false);
+            out.set_len(m * n);
         }
         flex_tensor(out, Shape::new([m, n]))
     }
+
+    fn affine(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let (m, n) = product_shape(&x, &weight);
+        let bias = bias.to_contiguous();
+        let bias: &[f32] = bias.storage();
+        assert_eq!(bias.len(), n, "one bias per output column");
+        let mut out = par_filled(m * n, n * ROWS_PER_TASK, |_, rows| {
+            for row in rows.chunks_mut(n) {
+                row.copy_from_slice(bias);
+            }
+        });
+        // SAFETY: `out` holds the `m × n` values `multiply` adds onto.
+        unsafe { multiply(out.as_mut_ptr(), &x, &weight, true) };
+        flex_tensor(out, Shape::new([m, n]))
+    }
+}
+
+/// Rows per parallel task when filling an output with its bias.
+const ROWS_PER_TASK: usize = 256;
+
+/// `[M, N]` of the product of f32 matrices `lhs` `[M, K]` and `rhs` `[K, N]`.
+fn product_shape(lhs: &FlexTensor, rhs: &FlexTensor) -> (usize, usize) {
+    assert!(
+        lhs.dtype() == DType::F32 && rhs.dtype() == DType::F32,
+        "the model's products are computed in f32"
+    );
+    let [m, k] = lhs.layout().shape().dims();
+    let [k_rhs, n] = rhs.layout().shape().dims();
+    assert_eq!(k, k_rhs, "inner dimensions of a product must agree");
+    (m, n)
+}
+
+/// Writes `lhs · rhs` into the contiguous `[M, N]` matrix at `out`, or adds it to the values
+/// there if `accumulate`.
+///
+/// # Safety
+/// `out` must address `M × N` writable f32 values, initialised if `accumulate`.
+unsafe fn multiply(out: *mut f32, lhs: &FlexTensor, rhs: &FlexTensor, accumulate: bool) {
+    let [m, k] = lhs.layout().shape().dims();
+    let n = rhs.layout().shape()[1];
+    if k == 0 {
+        if !accumulate {
+            // SAFETY: the caller provides room for `m × n` values.
+            unsafe { std::ptr::write_bytes(out, 0, m * n) };
+        }
+        return;
+    }
+    let (lhs_rows, lhs_cols) = strides(lhs);
+    let (rhs_rows, rhs_cols) = strides(rhs);
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: both factors are f32 views whose offsets and strides address `m × k` and `k × n`
+    // elements inside their storage; the caller provides `out`. With `read_dst = false` gemm
+    // writes every output (k > 0) without reading any; otherwise it adds onto them.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out,
+            1,
+            n as isize,
+            accumulate,
+            first_element(lhs),
+            lhs_cols,
+            lhs_rows,
+            first_element(rhs),
+            rhs_cols,
+            rhs_rows,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    };
 }
 
 /// Row and column strides, in elements, of a 2-D tensor.
@@ -169,6 +292,18 @@ mod tests {
         let ours = matmul(a.clone().transpose(), b.clone().transpose());
         let burns = a.transpose().matmul(b.transpose());
         assert_eq!(ours.dims(), [5, 3]);
+        ours.into_data()
+            .assert_approx_eq::<f32>(&burns.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn the_affine_map_adds_the_bias_to_every_row_of_the_product() {
+        let device = Device::flex();
+        let x = Tensor::<2>::random([6, 9], Distribution::Normal(0.0, 1.0), &device);
+        let weight = Tensor::<2>::random([4, 9], Distribution::Normal(0.0, 1.0), &device);
+        let bias = Tensor::<1>::random([4], Distribution::Normal(0.0, 1.0), &device);
+        let ours = affine(x.clone(), weight.clone().transpose(), bias.clone());
+        let burns = x.matmul(weight.transpose()) + bias.unsqueeze();
         ours.into_data()
             .assert_approx_eq::<f32>(&burns.into_data(), Tolerance::absolute(1e-5));
     }
