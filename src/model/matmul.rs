@@ -20,7 +20,9 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_e
 use burn::prelude::*;
 use burn::tensor::{DType, Shape};
 
-use super::{flex_tensor, par_filled};
+use rayon::prelude::*;
+
+use super::flex_tensor;
 
 /// Products of at least this many multiply-adds run on all threads (as in burn's own product).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -190,11 +192,7 @@ impl MatmulBackend for Flex {
         let bias = bias.to_contiguous();
         let bias: &[f32] = bias.storage();
         assert_eq!(bias.len(), n, "one bias per output column");
-        let mut out = par_filled(m * n, n * ROWS_PER_TASK, |_, rows| {
-            for row in rows.chunks_mut(n) {
-                row.copy_from_slice(bias);
-            }
-        });
+        let mut out = bias_rows(bias, m);
         // SAFETY: `out` holds the `m × n` values `multiply` adds onto.
         unsafe { multiply(out.as_mut_ptr(), &x, &weight, true) };
         flex_tensor(out, Shape::new([m, n]))
@@ -203,6 +201,26 @@ impl MatmulBackend for Flex {
 
 /// Rows per parallel task when filling an output with its bias.
 const ROWS_PER_TASK: usize = 256;
+
+/// `rows` copies of `bias` one after another, written in parallel.
+fn bias_rows(bias: &[f32], rows: usize) -> Vec<f32> {
+    let len = rows * bias.len();
+    let mut out = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
+    }
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(bias.len() * ROWS_PER_TASK)
+        .for_each(|chunk| {
+            for row in chunk.chunks_mut(bias.len()) {
+                row.write_copy_of_slice(bias);
+            }
+        });
+    // SAFETY: the chunks, whole multiples of the bias, cover all `len` values, and every row
+    // of each was written.
+    unsafe { out.set_len(len) };
+    out
+}
 
 /// `[M, N]` of the product of f32 matrices `lhs` `[M, K]` and `rhs` `[K, N]`.
 fn product_shape(lhs: &FlexTensor, rhs: &FlexTensor) -> (usize, usize) {
