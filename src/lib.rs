@@ -34,3 +34,4 @@ pub mod plot;
 pub mod run_log;
 pub mod sample;
 pub mod train;
+mod vector_exp;

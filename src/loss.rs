@@ -2,18 +2,21 @@
 //! a per-pixel K-way softmax (arXiv 1601.06759, Section 2.2), reported in nats and in bits per
 //! dimension, `bits/dim = nats / (pixels · ln 2)`.
 
+mod softmax_nll;
+
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+
+use softmax_nll::softmax_nll;
 
 /// Negative log-likelihood in nats of each sub-pixel, `[B, C, H, W]`, for logits
 /// `[B, C, K, H, W]` and targets `[B, C, H, W]` (levels in `0..K`). The log-softmax is the
 /// numerically stable one.
 pub fn pixel_nll(logits: Tensor<5>, targets: Tensor<4, Int>) -> Tensor<4> {
-    let log_probs = log_softmax(logits, 2);
-    log_probs
-        .gather(2, targets.unsqueeze_dim(2))
-        .squeeze_dim::<4>(2)
-        .neg()
+    let [batch, colours, levels, height, width] = logits.dims();
+    let rows = batch * colours * height * width;
+    // The model's logits are channels-last underneath: for one colour this is a view.
+    let logits = logits.permute([0, 1, 3, 4, 2]).reshape([rows, levels]);
+    softmax_nll(logits, targets.reshape([rows])).reshape([batch, colours, height, width])
 }
 
 /// Mean negative log-likelihood per sub-pixel in nats: the training loss.

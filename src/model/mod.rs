@@ -280,7 +280,10 @@ fn conv1x1(in_channels: usize, out_channels: usize, device: &Device) -> Conv2d {
 }
 
 /// A contiguous f32 tensor of the CPU backend, for the fused operations.
-fn flex_tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> burn::backend::flex::FlexTensor {
+pub(crate) fn flex_tensor(
+    values: Vec<f32>,
+    shape: burn::tensor::Shape,
+) -> burn::backend::flex::FlexTensor {
     burn::backend::flex::FlexTensor::new(
         burn::tensor::Bytes::from_elems(values),
         burn::backend::flex::Layout::contiguous(shape),
