@@ -236,11 +236,10 @@ impl GatedLayer {
         // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
         // rows i-p..=i), rows 0..H the same shifted down one row for the link.
         let padded = window_conv(&self.vertical_column, row, (-p - 1, 0), (height + 1, width));
-        let mut link = pointwise(
-            &self.vertical_to_horizontal,
-            padded.clone().narrow(1, 0, height),
-            None,
-        );
+        // The link of all H+1 rows, then its rows 0..H: the product reads `padded` in place,
+        // where rows 0..H of every image would first be copied out.
+        let mut link =
+            pointwise(&self.vertical_to_horizontal, padded.clone(), None).narrow(1, 0, height);
         let mut vertical =
             padded.narrow(1, 1, height) + pointwise(&self.vertical_input, vertical_in, None);
         if let Some(added) = self.condition_terms(condition, batch) {
