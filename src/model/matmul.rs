@@ -3,7 +3,7 @@
 //!
 //! On the CPU backend burn's own product allocates its output as a zero-filled byte vector and
 //! then copies it into a second, aligned buffer before the multiplication overwrites it: two
-//! extra passes over every output, forward and backward, about a tenth of a training step here.
+//! extra passes over every output, forward and backward: 8% of a config P training step here.
 //! This operation lets `gemm` write into the one buffer the result keeps. Its backward pass is
 //! the usual pair of products, `∂L/∂A = G Bᵀ` and `∂L/∂B = Aᵀ G`, with the transposes read in
 //! place through strides. With a bias (`A B + b`, every 1×1 and window convolution) the output
