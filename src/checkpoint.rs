@@ -18,8 +18,10 @@ use crate::data::{DataError, DataSource, Dataset, FolderOptions};
 use crate::model::{PixelCnn, PixelCnnConfig};
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
-/// Version of the checkpoint layout; bumped whenever it changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint layout; bumped whenever it or a model's weights change. Version 2:
+/// the gated layer's vertical stack became the paper's one ⌈k/2⌉×k convolution (version 1 held
+/// a factorised 1×k then column convolution and an extra 1×1 input path).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a run folder or checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +282,12 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
     let version = u32::from_le_bytes(reader.take(4)?.try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
         return Err(format!(
-            "checkpoint format version {version}, but this pixelcnn reads version {FORMAT_VERSION}"
+            "checkpoint format version {version}, but this pixelcnn reads version {FORMAT_VERSION}{}",
+            if version == 1 {
+                " (version 1 models used an earlier form of the gated layer: train them again)"
+            } else {
+                ""
+            }
         ));
     }
     let step = reader.u64()? as usize;

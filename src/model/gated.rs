@@ -1,15 +1,19 @@
 //! The Gated PixelCNN of van den Oord et al. 2016, *Conditional Image Generation with PixelCNN
 //! Decoders* (arXiv 1606.05328), Section 2.2 and Figure 2.
 //!
-//! Each layer has two stacks. The vertical stack at row i sees a window of rows up to and
-//! including row i; what it passes to the horizontal stack is shifted down one row, so the
-//! horizontal stack only ever receives rows strictly above. The horizontal stack sees the pixels
-//! to the left in the current row (and, after the first layer, the current position, whose
-//! features already depend only on earlier pixels). Because the vertical stack's own receptive
-//! field widens with every layer in the row above too, nothing above is out of reach. Both are
-//! built from ordinary convolutions that are padded on one side only and cropped, never from
-//! masked weights, so the combined receptive field has no blind spot. A 1×1 convolution links the
-//! vertical stack into the horizontal one before the gate `tanh(a) ⊙ σ(b)`.
+//! Each layer has two stacks (Figure 2). The vertical stack is one ⌈k/2⌉×k convolution of the
+//! layer's vertical input into the 2C gate pre-activations: at row i it covers rows i−⌊k/2⌋…i and
+//! all k columns, so it sees everything above and the current row, and its gated output is the
+//! next layer's vertical input. What it passes to the horizontal stack is the same
+//! pre-activations shifted down one row, through a 1×1 convolution (the "link"), so the
+//! horizontal stack only ever receives rows strictly above. The horizontal stack is a
+//! 1×(⌊k/2⌋+1) convolution over the pixels to the left in the current row (and, after the first
+//! layer, the current position, whose features already depend only on earlier pixels); the link
+//! is added to it before the gate `tanh(a) ⊙ σ(b)`, and a 1×1 convolution of the gate gives the
+//! skip output, another the horizontal output, plus the layer's input after the first layer
+//! (the residual). Because the vertical stack's receptive field widens with every layer in the
+//! rows above, nothing above is out of reach: there is no blind spot. Both stacks are built from
+//! convolutions padded on one side only, never from masked weights.
 //!
 //! The layers work on channels-last maps `[B, H, W, C]`, where every one of these convolutions
 //! is a matrix product (see [`super::channels_last`]).
@@ -152,18 +156,14 @@ impl GatedLayerConfig {
         // With colours, the current pixel comes through `current_pixel` instead.
         let sees_current = usize::from(!self.first && !colour);
         GatedLayer {
-            vertical_row: Conv2dConfig::new([c_in, c], [1, k])
-                .with_padding(PaddingConfig2d::Explicit(0, p, 0, p))
-                .init(device),
             // Padding p+1 rows above and none below gives H+1 output rows; output row r covers
             // input rows r-p-1..=r-1. Rows 1..=H are the vertical stack (row i sees rows
-            // i-p..=i); rows 0..H are the same features shifted down one row for the link into
-            // the horizontal stack (row i sees only rows strictly above i).
-            vertical_column: Conv2dConfig::new([c, 2 * c], [p + 1, 1])
-                .with_padding(PaddingConfig2d::Explicit(p + 1, 0, 0, 0))
+            // i-p..=i); rows 0..H are the same pre-activations shifted down one row for the link
+            // into the horizontal stack (row i sees only rows strictly above i).
+            vertical: Conv2dConfig::new([c_in, 2 * c], [p + 1, k])
+                .with_padding(PaddingConfig2d::Explicit(p + 1, p, 0, p))
                 .init(device),
             vertical_to_horizontal: conv1x1(2 * c, 2 * c, device),
-            vertical_input: conv1x1(c_in, 2 * c, device),
             // Padding on the left only: output column j covers input columns j-p..=j. The first
             // layer pads one more column and drops the last output, so it covers j-p-1..=j-1.
             horizontal: Conv2dConfig::new([c_in, 2 * c], [1, p + 1])
@@ -191,10 +191,10 @@ impl GatedLayerConfig {
 /// gated activation, a skip output and, after the first layer, a residual connection.
 #[derive(Module, Debug)]
 pub struct GatedLayer {
-    pub(crate) vertical_row: Conv2d,
-    pub(crate) vertical_column: Conv2d,
+    /// The vertical stack's ⌈k/2⌉×k convolution into the 2C gate pre-activations.
+    pub(crate) vertical: Conv2d,
+    /// The 1×1 link of the shifted vertical pre-activations into the horizontal stack.
     pub(crate) vertical_to_horizontal: Conv2d,
-    pub(crate) vertical_input: Conv2d,
     pub(crate) horizontal: Conv2d,
     /// Colour images only: the current pixel's contribution to the horizontal stack, masked so
     /// that each colour group sees only earlier sub-pixels (mask A) or groups (mask B).
@@ -226,22 +226,20 @@ impl GatedLayer {
         condition: Option<&Condition>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, height, width, _] = vertical_in.dims();
-        let p = (self.vertical_row.weight.dims()[3] / 2) as isize;
-        let row = window_conv(
-            &self.vertical_row,
-            vertical_in.clone(),
-            (0, -p),
-            (height, width),
-        );
+        let p = (self.vertical.weight.dims()[3] / 2) as isize;
         // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
         // rows i-p..=i), rows 0..H the same shifted down one row for the link.
-        let padded = window_conv(&self.vertical_column, row, (-p - 1, 0), (height + 1, width));
+        let padded = window_conv(
+            &self.vertical,
+            vertical_in,
+            (-p - 1, -p),
+            (height + 1, width),
+        );
         // The link of all H+1 rows, then its rows 0..H: the product reads `padded` in place,
         // where rows 0..H of every image would first be copied out.
         let mut link =
             pointwise(&self.vertical_to_horizontal, padded.clone(), None).narrow(1, 0, height);
-        let mut vertical =
-            padded.narrow(1, 1, height) + pointwise(&self.vertical_input, vertical_in, None);
+        let mut vertical = padded.narrow(1, 1, height);
         if let Some(added) = self.condition_terms(condition, batch) {
             let [on_vertical, on_horizontal] = added
                 .chunk(2, 3)

@@ -1,6 +1,7 @@
-//! The channels-last matrix-product path of the Gated PixelCNN against a plain reference: the
-//! same modules applied with burn's `Conv2d::forward` on `[B, C, H, W]` maps (each convolution
-//! padded as its config says), the way the paper's figure reads. Logits and every parameter's
+//! The channels-last matrix-product path of the Gated PixelCNN against a reference written
+//! independently of it from Figure 2 of arXiv 1606.05328: plain convolutions (burn's functional
+//! `conv2d`) on `[B, C, H, W]` maps, padded and shifted here, its own colour masks, and nothing
+//! from the layer-construction code but the weight tensors. Logits and every parameter's
 //! gradient must agree within 1e-4.
 
 use burn::module::{ModuleVisitor, Param, ParamId};
@@ -9,22 +10,21 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, tanh};
 use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Distribution, Tolerance};
 
-use super::colour::{ColourMask, Mask};
 use super::gated::GatedLayer;
 use super::head::OutputHead;
-use super::{Conditioning, GatedPixelCnn, PixelCnn, PixelCnnConfig, SpatialMap, input_to_float};
+use super::{Conditioning, GatedPixelCnn, PixelCnn, PixelCnnConfig, SpatialMap};
 
-/// The plain forward pass: logits `[B, C, K, H, W]`.
+/// The reference forward pass: logits `[B, C, K, H, W]`.
 fn reference_forward(
     model: &GatedPixelCnn,
     levels: Tensor<4, Int>,
     condition: Option<&Tensor<2>>,
 ) -> Tensor<5> {
-    let x = input_to_float(levels, model.levels);
-    let [_, _, height, width] = x.dims();
+    let x = levels.float() / (model.levels - 1) as f32;
+    let [_, colours, height, width] = x.dims();
     let condition = condition.map(|h| match &model.condition_map {
         Some(map) => Reference::Map(
             map.forward(h.clone())
@@ -35,12 +35,19 @@ fn reference_forward(
     });
     let (mut vertical, mut horizontal) = (x.clone(), x);
     let mut skips: Option<Tensor<4>> = None;
-    for layer in &model.layers {
-        let (v, h, skip) = reference_layer(layer, vertical, horizontal, condition.as_ref());
+    for (index, layer) in model.layers.iter().enumerate() {
+        let (v, h, skip) = reference_layer(
+            layer,
+            index == 0,
+            colours,
+            vertical,
+            horizontal,
+            condition.as_ref(),
+        );
         (vertical, horizontal) = (v, h);
         skips = Some(skips.map_or(skip.clone(), |sum| sum + skip));
     }
-    reference_head(&model.head, skips.expect("layers"))
+    reference_head(&model.head, colours, skips.expect("layers"))
 }
 
 enum Reference {
@@ -48,81 +55,134 @@ enum Reference {
     Map(Tensor<4>),
 }
 
+/// One layer of Figure 2: the vertical stack's ⌈k/2⌉×k convolution, its pre-activations shifted
+/// down a row through the 1×1 link into the horizontal stack's 1×(k/2+1) convolution, the two
+/// gates, the skip and the horizontal output with its residual.
 fn reference_layer(
     layer: &GatedLayer,
+    first: bool,
+    colours: usize,
     vertical_in: Tensor<4>,
     horizontal_in: Tensor<4>,
     condition: Option<&Reference>,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let [batch, _, height, width] = vertical_in.dims();
-    let padded = layer
-        .vertical_column
-        .forward(layer.vertical_row.forward(vertical_in.clone()));
-    let mut link = layer
-        .vertical_to_horizontal
-        .forward(padded.clone().narrow(2, 0, height));
-    let mut vertical = padded.narrow(2, 1, height) + layer.vertical_input.forward(vertical_in);
-    let added = match condition {
-        Some(Reference::Vector(h)) => {
-            let linear = layer.condition.as_ref().expect("vector conditioning");
-            let outputs = linear.weight.dims()[1];
-            Some(linear.forward(h.clone()).reshape([batch, outputs, 1, 1]))
-        }
-        Some(Reference::Map(s)) => Some(
-            layer
-                .condition_map
-                .as_ref()
-                .expect("map conditioning")
-                .forward(s.clone()),
-        ),
-        None => None,
-    };
-    if let Some(added) = added {
-        let [on_vertical, on_horizontal] = added.chunk(2, 1).try_into().expect("4C");
+    let [_, _, height, width] = vertical_in.dims();
+    let k = layer.vertical.weight.dims()[3];
+    let p = k / 2;
+
+    // Row i of the vertical stack covers rows i-p..=i and columns j-p..=j+p.
+    let above = vertical_in.pad([(p, 0), (p, p)], PadMode::Constant(0.0));
+    let vertical_sums = convolve(above, &layer.vertical, false);
+    let vertical_bias = bias(&layer.vertical);
+    // Shifted down one row: row i gets row i-1's sums; row 0 only the bias (zeros above).
+    let shifted = vertical_sums
+        .clone()
+        .pad([(1, 0), (0, 0)], PadMode::Constant(0.0))
+        .narrow(2, 0, height)
+        + vertical_bias.clone();
+    let mut vertical = vertical_sums + vertical_bias;
+    let mut link = convolve(shifted, &layer.vertical_to_horizontal, true);
+    if let Some([on_vertical, on_horizontal]) = condition_terms(layer, condition) {
         vertical = vertical + on_vertical;
         link = link + on_horizontal;
     }
-    let mut horizontal = layer.horizontal.forward(horizontal_in.clone());
-    if layer.first || layer.current_pixel.is_some() {
-        horizontal = horizontal.narrow(3, 0, width);
-    }
-    if let Some(current) = &layer.current_pixel {
-        let mask = layer.colour_mask(if layer.first { Mask::A } else { Mask::B });
-        horizontal = horizontal + masked_1x1(current, horizontal_in.clone(), mask);
+
+    // The horizontal stack: columns j-p..=j, or j-p-1..=j-1 where the current pixel must not
+    // be seen (the first layer; colour images, where it comes through a masked 1×1 instead).
+    let strictly_left = first || colours > 1;
+    let left = horizontal_in.clone().pad(
+        [(0, 0), (p + usize::from(strictly_left), 0)],
+        PadMode::Constant(0.0),
+    );
+    let mut horizontal = convolve(left, &layer.horizontal, true).narrow(3, 0, width);
+    if colours > 1 {
+        let current = layer
+            .current_pixel
+            .as_ref()
+            .expect("colour layers see the current pixel");
+        horizontal = horizontal + masked_1x1(current, horizontal_in.clone(), colours, !first, 2);
     }
     let gated = reference_gate(horizontal + link);
-    let mask = layer.colour_mask(Mask::B);
-    let skip = masked_1x1(&layer.skip, gated.clone(), mask);
-    let mut horizontal_out = masked_1x1(&layer.horizontal_output, gated, mask);
-    if !layer.first {
+    let skip = masked_1x1(&layer.skip, gated.clone(), colours, true, 1);
+    let mut horizontal_out = masked_1x1(&layer.horizontal_output, gated, colours, true, 1);
+    if !first {
         horizontal_out = horizontal_out + horizontal_in;
     }
     (reference_gate(vertical), horizontal_out, skip)
 }
 
-fn reference_head(head: &OutputHead, features: Tensor<4>) -> Tensor<5> {
-    let hidden = masked_1x1(&head.hidden, relu(features), head.mask(&head.hidden));
-    let logits = masked_1x1(&head.logits, relu(hidden), head.mask(&head.logits));
-    let [batch, outputs, height, width] = logits.dims();
-    logits.reshape([batch, head.colours, outputs / head.colours, height, width])
+/// `V h` or `V * s`, split into the vertical stack's 2C and the horizontal stack's 2C.
+fn condition_terms(layer: &GatedLayer, condition: Option<&Reference>) -> Option<[Tensor<4>; 2]> {
+    let terms = match condition? {
+        Reference::Vector(h) => {
+            let weight = layer
+                .condition
+                .as_ref()
+                .expect("vector conditioning")
+                .weight
+                .val();
+            let terms = h.clone().matmul(weight);
+            let [batch, outputs] = terms.dims();
+            terms.reshape([batch, outputs, 1, 1])
+        }
+        Reference::Map(s) => {
+            let conv = layer.condition_map.as_ref().expect("map conditioning");
+            convolve(s.clone(), conv, false)
+        }
+    };
+    Some(terms.chunk(2, 1).try_into().expect("4C terms"))
 }
 
-/// A 1×1 convolution on `[B, C, H, W]` with its weights multiplied by the colour mask.
-fn masked_1x1(conv: &Conv2d, x: Tensor<4>, mask: ColourMask) -> Tensor<4> {
-    let weight = conv.weight.val();
-    let [outputs, inputs, _, _] = weight.dims();
-    let weight = if mask.colours > 1 {
-        let mask = mask.weights(outputs, inputs, &weight.device());
-        weight * mask.reshape([outputs, inputs, 1, 1])
-    } else {
-        weight
-    };
+/// `conv`'s weights (and bias) over `x` `[B, C, H, W]`, unpadded, stride 1.
+fn convolve(x: Tensor<4>, conv: &Conv2d, with_bias: bool) -> Tensor<4> {
+    let bias = conv.bias.as_ref().filter(|_| with_bias).map(|b| b.val());
     conv2d(
         x,
-        weight,
-        conv.bias.as_ref().map(|b| b.val()),
+        conv.weight.val(),
+        bias,
         ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
     )
+}
+
+/// `conv`'s bias as `[1, C_out, 1, 1]`.
+fn bias(conv: &Conv2d) -> Tensor<4> {
+    let bias = conv.bias.as_ref().expect("a bias").val();
+    let outputs = bias.dims()[0];
+    bias.reshape([1, outputs, 1, 1])
+}
+
+fn reference_head(head: &OutputHead, colours: usize, features: Tensor<4>) -> Tensor<5> {
+    let hidden = masked_1x1(&head.hidden, relu(features), colours, true, 1);
+    let logits = masked_1x1(&head.logits, relu(hidden), colours, true, 1);
+    let [batch, outputs, height, width] = logits.dims();
+    logits.reshape([batch, colours, outputs / colours, height, width])
+}
+
+/// A 1×1 convolution on `[B, C, H, W]` whose outputs, in `halves` equal parts, are each split
+/// into `colours` contiguous groups, as are its inputs; output group g sees input groups `< g`,
+/// or `≤ g` when `inclusive` (R→G→B, arXiv 1601.06759 Section 3.4).
+fn masked_1x1(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    colours: usize,
+    inclusive: bool,
+    halves: usize,
+) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let [outputs, inputs, _, _] = weight.dims();
+    let part = outputs / halves;
+    let keep: Vec<f32> = (0..outputs * inputs)
+        .map(|index| {
+            let (out, input) = (index / inputs % part, index % inputs);
+            let (out_group, in_group) = (out * colours / part, input * colours / inputs);
+            let seen = in_group < out_group || (inclusive && in_group == out_group);
+            if seen { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let keep = Tensor::<1>::from_floats(keep.as_slice(), &weight.device());
+    let weight = weight * keep.reshape([outputs, inputs, 1, 1]);
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    conv2d(x, weight, bias, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
 }
 
 /// The gated activation over the two halves of the channel dimension of `[B, 2C, H, W]`.

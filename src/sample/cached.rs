@@ -128,17 +128,18 @@ struct LayerCache {
     first: bool,
     /// Columns between a horizontal tap's input and the current one for tap 0.
     horizontal_offset: usize,
-    vertical_row: Taps,
-    vertical_column: Taps,
+    /// The vertical stack's ⌈k/2⌉×k convolution, kernel rows top first.
+    vertical: Taps,
+    /// Kernel width k of `vertical`.
+    kernel: usize,
     vertical_to_horizontal: Taps,
-    vertical_input: Taps,
     horizontal: Taps,
     /// Colour images: the masked 1×1 connection from the current pixel.
     current_pixel: Option<Taps>,
     skip: Taps,
     horizontal_output: Taps,
-    /// The vertical-row convolution of the last p+1 rows, oldest first, `[B][W][C]` each
-    /// (zero rows above the image: the column convolution's padding).
+    /// The vertical stack's input of the last p+1 rows, oldest first, `[B][W][in]` each (zero
+    /// rows above the image: the convolution's padding).
     vertical_rows: VecDeque<Vec<f32>>,
     /// The link into the horizontal stack for the current row, `[B][W][2C]`.
     link: Vec<f32>,
@@ -152,16 +153,15 @@ struct LayerCache {
 
 impl LayerCache {
     fn new(layer: &GatedLayer, batch: usize, width: usize, condition: ConditionTerms) -> Self {
-        let vertical_row = Taps::from_conv(&layer.vertical_row);
+        let vertical = Taps::from_conv(&layer.vertical);
         let horizontal = Taps::from_conv(&layer.horizontal);
-        let channels = vertical_row.outputs();
+        let channels = vertical.outputs() / 2;
         let half_kernel = horizontal.taps.len() - 1;
         let in_channels = horizontal.taps[0].inputs;
-        let vertical_column = Taps::from_conv(&layer.vertical_column);
         let vertical_to_horizontal = Taps::from_conv(&layer.vertical_to_horizontal);
-        // Row 0's link sees only the padding above the image: the column convolution's bias.
+        // Row 0's link sees only the padding above the image: the vertical convolution's bias.
         let mut first_link = vec![0.0; 2 * channels];
-        vertical_to_horizontal.apply(&vertical_column.bias, &mut first_link);
+        vertical_to_horizontal.apply(&vertical.bias, &mut first_link);
         let colour_mask = |mask| Some(layer.colour_mask(mask));
         let current_mask = colour_mask(if layer.first { Mask::A } else { Mask::B });
         Self {
@@ -170,10 +170,9 @@ impl LayerCache {
             first: layer.first,
             horizontal_offset: half_kernel
                 + usize::from(layer.first || layer.current_pixel.is_some()),
-            vertical_row,
-            vertical_column,
+            vertical,
+            kernel: 2 * half_kernel + 1,
             vertical_to_horizontal,
-            vertical_input: Taps::from_conv(&layer.vertical_input),
             horizontal,
             current_pixel: layer
                 .current_pixel
@@ -185,7 +184,7 @@ impl LayerCache {
                 colour_mask(Mask::B),
             ),
             vertical_rows: (0..=half_kernel)
-                .map(|_| vec![0.0; batch * width * channels])
+                .map(|_| vec![0.0; batch * width * in_channels])
                 .collect(),
             link: first_link.repeat(batch * width),
             vertical_out: vec![0.0; batch * width * channels],
@@ -247,45 +246,32 @@ impl LayerCache {
     /// Advances the vertical stack by the row just completed, whose vertical input is `input`
     /// `[B][W][in]`, and prepares the link for the next row.
     fn finish_row(&mut self, input: &[f32], batch: usize, row_index: usize, width: usize) {
-        let (c, c_in, k) = (
-            self.channels,
-            self.in_channels,
-            self.vertical_row.taps.len(),
-        );
+        let (c, c_in, k) = (self.channels, self.in_channels, self.kernel);
         let p = k / 2;
-        let mut row = self.vertical_rows.pop_front().expect("p+1 cached rows");
+        let mut oldest = self.vertical_rows.pop_front().expect("p+1 cached rows");
+        oldest.copy_from_slice(input);
+        self.vertical_rows.push_back(oldest);
+        let mut pre = vec![0.0; 2 * c];
         for b in 0..batch {
             for x in 0..width {
-                let out = &mut row[(b * width + x) * c..][..c];
-                out.copy_from_slice(&self.vertical_row.bias);
-                for (dx, tap) in self.vertical_row.taps.iter().enumerate() {
+                pre.copy_from_slice(&self.vertical.bias);
+                // Tap (dy, dx) reads cached row dy at column x + dx - p (zero outside the image).
+                for (tap_index, tap) in self.vertical.taps.iter().enumerate() {
+                    let (dy, dx) = (tap_index / k, tap_index % k);
                     let column = x + dx;
                     if column >= p && column - p < width {
                         let at = (b * width + column - p) * c_in;
-                        tap.accumulate(&input[at..at + c_in], out);
+                        tap.accumulate(&self.vertical_rows[dy][at..at + c_in], &mut pre);
                     }
                 }
-            }
-        }
-        self.vertical_rows.push_back(row);
-        let mut vertical = vec![0.0; 2 * c];
-        let mut own = vec![0.0; 2 * c];
-        for b in 0..batch {
-            for x in 0..width {
+                let at = b * width + x;
+                let link = &mut self.link[at * 2 * c..][..2 * c];
+                self.vertical_to_horizontal.apply(&pre, link);
                 let condition = &self.condition.at(b, row_index, x)[..2 * c];
-                let at = (b * width + x) * c;
-                vertical.copy_from_slice(&self.vertical_column.bias);
-                for (tap, rows) in self.vertical_column.taps.iter().zip(&self.vertical_rows) {
-                    tap.accumulate(&rows[at..at + c], &mut vertical);
+                for (v, h) in pre.iter_mut().zip(condition) {
+                    *v += h;
                 }
-                let link = &mut self.link[(b * width + x) * 2 * c..][..2 * c];
-                self.vertical_to_horizontal.apply(&vertical, link);
-                self.vertical_input
-                    .apply(&input[(b * width + x) * c_in..][..c_in], &mut own);
-                for ((v, o), h) in vertical.iter_mut().zip(&own).zip(condition) {
-                    *v += o + h;
-                }
-                gate(&vertical, &mut self.vertical_out[at..at + c]);
+                gate(&pre, &mut self.vertical_out[at * c..][..c]);
             }
         }
     }
