@@ -2,11 +2,9 @@
 //! a per-pixel K-way softmax (arXiv 1601.06759, Section 2.2), reported in nats and in bits per
 //! dimension, `bits/dim = nats / (pixels · ln 2)`.
 
-mod softmax_nll;
-
 use burn::prelude::*;
 
-use softmax_nll::softmax_nll;
+use crate::ops::softmax_nll::softmax_nll;
 
 /// Negative log-likelihood in nats of each sub-pixel, `[B, C, H, W]`, for logits
 /// `[B, C, K, H, W]` and targets `[B, C, H, W]` (levels in `0..K`). The log-softmax is the

@@ -8,6 +8,7 @@
 //! colours `< c` in the first layer (mask A) and feature groups `≤ c` after it (mask B). With one
 //! colour every mask is all ones (or, for mask A, all zeros), and nothing is masked.
 
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 /// The colour group of `channel` among `channels` feature channels split into `colours` groups.
@@ -43,6 +44,13 @@ impl ColourMask {
             Mask::A => in_group < out_group,
             Mask::B => in_group <= out_group,
         }
+    }
+
+    /// The mask of the 1×1 convolution `conv` as a matrix `[out, in]` of ones and zeros, or
+    /// `None` for one colour, where nothing is masked.
+    pub fn for_conv(&self, conv: &Conv2d) -> Option<Tensor<2>> {
+        let [outputs, inputs, _, _] = conv.weight.dims();
+        (self.colours > 1).then(|| self.weights(outputs, inputs, &conv.weight.device()))
     }
 
     /// The mask as a matrix `[out, in]` of ones and zeros.

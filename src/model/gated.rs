@@ -27,12 +27,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::channels_last::{pointwise, to_channels_last, window_conv};
 use super::colour::{ColourMask, Mask};
-use super::gate::gate;
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
 use super::{PixelCnnConfig, conv1x1, input_to_float};
+use crate::ops::channels_last::{pointwise, to_channels_last, window_conv};
+use crate::ops::gate::gate;
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
 /// [`OutputHead`] that predicts K logits per pixel.
@@ -260,12 +260,17 @@ impl GatedLayer {
         );
         if let Some(current) = &self.current_pixel {
             let mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
-            horizontal = horizontal + pointwise(current, horizontal_in.clone(), Some(mask));
+            horizontal =
+                horizontal + pointwise(current, horizontal_in.clone(), mask.for_conv(current));
         }
         let gated = gate(horizontal + link);
-        let mask = Some(self.colour_mask(Mask::B));
-        let skip = pointwise(&self.skip, gated.clone(), mask);
-        let mut horizontal_out = pointwise(&self.horizontal_output, gated, mask);
+        let mask = self.colour_mask(Mask::B);
+        let skip = pointwise(&self.skip, gated.clone(), mask.for_conv(&self.skip));
+        let mut horizontal_out = pointwise(
+            &self.horizontal_output,
+            gated,
+            mask.for_conv(&self.horizontal_output),
+        );
         if !self.first {
             horizontal_out = horizontal_out + horizontal_in;
         }

@@ -7,9 +7,9 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::channels_last::pointwise;
 use super::colour::{ColourMask, Mask};
 use super::{PixelCnnConfig, conv1x1};
+use crate::ops::channels_last::pointwise;
 
 /// Maps channels-last features `[B, H, W, F]` to logits `[B, C, K, H, W]`.
 #[derive(Module, Debug)]
@@ -30,8 +30,16 @@ impl OutputHead {
     }
 
     pub fn forward(&self, features: Tensor<4>) -> Tensor<5> {
-        let hidden = pointwise(&self.hidden, relu(features), Some(self.mask(&self.hidden)));
-        let logits = pointwise(&self.logits, relu(hidden), Some(self.mask(&self.logits)));
+        let hidden = pointwise(
+            &self.hidden,
+            relu(features),
+            self.mask(&self.hidden).for_conv(&self.hidden),
+        );
+        let logits = pointwise(
+            &self.logits,
+            relu(hidden),
+            self.mask(&self.logits).for_conv(&self.logits),
+        );
         // The K logits of each colour are contiguous: `[B, H, W, C·K]`, colour after colour.
         let [batch, height, width, outputs] = logits.dims();
         logits

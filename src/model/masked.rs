@@ -12,9 +12,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
-use super::channels_last::to_channels_last;
 use super::head::OutputHead;
 use super::{PixelCnnConfig, input_to_float};
+use crate::ops::channels_last::to_channels_last;
 
 /// The masked-convolution PixelCNN.
 #[derive(Module, Debug)]

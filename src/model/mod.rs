@@ -3,14 +3,10 @@
 //! rest of the crate (training, evaluation, sampling, checkpoints) treats them alike.
 
 pub mod autoencoder;
-mod channels_last;
 pub mod colour;
-mod columns;
-pub mod gate;
 pub mod gated;
 mod head;
 pub mod masked;
-mod matmul;
 #[cfg(test)]
 mod parity_tests;
 pub mod spatial;
@@ -277,38 +273,6 @@ impl ModuleVisitor for DrawWeights {
 /// A 1×1 convolution.
 fn conv1x1(in_channels: usize, out_channels: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([in_channels, out_channels], [1, 1]).init(device)
-}
-
-/// A contiguous f32 tensor of the CPU backend, for the fused operations.
-pub(crate) fn flex_tensor(
-    values: Vec<f32>,
-    shape: burn::tensor::Shape,
-) -> burn::backend::flex::FlexTensor {
-    burn::backend::flex::FlexTensor::new(
-        burn::tensor::Bytes::from_elems(values),
-        burn::backend::flex::Layout::contiguous(shape),
-        burn::tensor::DType::F32,
-    )
-}
-
-/// `len` values written by `fill(task, chunk)` over parallel chunks of `chunk_len` (the last may
-/// be shorter). Each chunk is zeroed just before `fill` runs, while it is in cache: a zeroed
-/// allocation would first clear all the memory in a separate pass.
-fn par_filled(len: usize, chunk_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    use rayon::prelude::*;
-    let mut values = Vec::with_capacity(len);
-    values.spare_capacity_mut()[..len]
-        .par_chunks_mut(chunk_len)
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            chunk.fill(std::mem::MaybeUninit::new(0.0));
-            // SAFETY: every element of the chunk was just initialised.
-            let chunk = unsafe { &mut *(chunk as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-            fill(task, chunk);
-        });
-    // SAFETY: the chunks cover all `len` elements, and each was initialised.
-    unsafe { values.set_len(len) };
-    values
 }
 
 /// The network input: levels `0..K` scaled to `[0, 1]`.

@@ -1,8 +1,8 @@
 //! The convolutions of the Gated PixelCNN (arXiv 1606.05328, Section 2.2 and Figure 2) as matrix
 //! products on channels-last feature maps `[B, H, W, C]`.
 //!
-//! Every convolution of the two stacks is either 1×1 or a thin window on one side of the pixel
-//! (a row `1×k`, a column of rows above, a half row to the left). With channels last, each is
+//! Every convolution of the two stacks is either 1×1 or a window on one side of the pixel (the
+//! rows above and the current one, a half row to the left). With channels last, each is
 //! one matrix product: the window's few shifted views of the input, zero outside the map, are
 //! laid side by side along the channel axis ([`super::columns`]) and multiplied by the weights
 //! reshaped to `[kh·kw·C_in, C_out]`.
@@ -15,7 +15,6 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::colour::ColourMask;
 use super::columns::{Taps, columns};
 use super::matmul::{affine, matmul};
 
@@ -40,15 +39,14 @@ pub fn window_conv(
     product(columns(x, taps), matrix, conv.bias.as_ref())
 }
 
-/// The 1×1 convolution `conv` on `x` `[B, H, W, C_in]`, its weights multiplied by the colour
-/// `mask` when the image has colours.
-pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<ColourMask>) -> Tensor<4> {
+/// The 1×1 convolution `conv` on `x` `[B, H, W, C_in]`, its weights multiplied elementwise by
+/// `mask` `[C_out, C_in]` if one is given.
+pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<Tensor<2>>) -> Tensor<4> {
     let weight = conv.weight.val();
     let [outputs, inputs, _, _] = weight.dims();
     let mut matrix = weight.reshape([outputs, inputs]);
-    if let Some(mask) = mask.filter(|m| m.colours > 1) {
-        let device = matrix.device();
-        matrix = matrix * mask.weights(outputs, inputs, &device);
+    if let Some(mask) = mask {
+        matrix = matrix * mask;
     }
     product(x, matrix.transpose(), conv.bias.as_ref())
 }

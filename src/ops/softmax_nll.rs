@@ -18,8 +18,8 @@ use burn::prelude::*;
 use burn::tensor::{DType, IndexingUpdateOp, Shape};
 use rayon::prelude::*;
 
-use crate::model::flex_tensor;
-use crate::vector_exp::exp;
+use super::flex_tensor;
+use super::vector_exp::exp;
 
 /// The softmax likelihood as a backend operation.
 #[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]

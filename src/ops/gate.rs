@@ -18,8 +18,8 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_e
 use burn::prelude::*;
 use burn::tensor::{DType, Shape, Slice};
 
+use super::vector_exp::exp;
 use super::{flex_tensor, par_filled};
-use crate::vector_exp::exp;
 
 /// The gate as a backend operation.
 #[backend_extension(Flex, Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]
