@@ -1,40 +1,46 @@
-//! The loss plot of a run: training loss and validation bits/dim against the step, read from
-//! `metrics.jsonl`.
+//! The loss plot of a run: the training loss of every step (from `losses.csv`), faint, with a
+//! moving average over it, and the validation points of every interval (from `metrics.jsonl`),
+//! in bits/dim against the step. The y axis spans the data, so the curve's shape stays visible
+//! once the loss has fallen far below its first values.
 
 use std::path::Path;
 
-use anyhow::Context;
 use plotters::prelude::*;
 
 use crate::checkpoint::RunDir;
+use crate::loss::nats_to_bits;
 use crate::picture::{FONT, register_font};
-use crate::train::Metrics;
+use crate::run_log::{read_losses, read_metrics};
 
-/// Reads every line of the run's `metrics.jsonl`.
-pub fn read_metrics(run: &RunDir) -> anyhow::Result<Vec<Metrics>> {
-    let path = run.metrics_path();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .map(|(number, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!(
-                    "{} line {}: not a metrics record",
-                    path.display(),
-                    number + 1
-                )
-            })
-        })
-        .collect()
+/// Steps in the moving average of the training loss (fewer while the run is shorter).
+const SMOOTHING: usize = 25;
+
+/// What the plot draws, in bits/dim against the step.
+struct Curves {
+    raw: Vec<(f64, f64)>,
+    smoothed: Vec<(f64, f64)>,
+    validation: Vec<(f64, f64)>,
 }
 
-/// Draws `metrics` into a PNG at `path` (800×500).
-pub fn loss_plot(metrics: &[Metrics], path: &Path) -> anyhow::Result<()> {
+/// Draws the run's loss plot into a PNG at `path` (800×500).
+pub fn loss_plot(run: &RunDir, path: &Path) -> anyhow::Result<()> {
+    let raw: Vec<(f64, f64)> = read_losses(run)?
+        .into_iter()
+        .map(|(step, nats)| (step as f64, nats_to_bits(nats)))
+        .collect();
+    let validation = read_metrics(run)?
+        .into_iter()
+        .map(|m| (m.step as f64, m.val_bits_per_dim))
+        .collect();
+    let curves = Curves {
+        smoothed: moving_average(&raw, SMOOTHING),
+        raw,
+        validation,
+    };
     register_font();
     let (width, height) = (800u32, 500u32);
     let mut buffer = vec![0u8; (width * height * 3) as usize];
-    draw(metrics, &mut buffer, (width, height))
+    draw(&curves, &mut buffer, (width, height))
         .map_err(|e| anyhow::anyhow!("cannot draw the loss plot: {e}"))?;
     let picture =
         image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
@@ -42,25 +48,63 @@ pub fn loss_plot(metrics: &[Metrics], path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The mean of each point's value and the `window - 1` values before it.
+fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let mut sum = 0.0;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &(step, value))| {
+            sum += value;
+            if i >= window {
+                sum -= points[i - window].1;
+            }
+            (step, sum / (i + 1).min(window) as f64)
+        })
+        .collect()
+}
+
+/// The y range: from the lowest value drawn to the highest of the averaged and validation
+/// curves (single raw losses above it are cut off), with a margin.
+fn y_range(curves: &Curves) -> (f64, f64) {
+    let finite = |points: &[(f64, f64)]| -> Vec<f64> {
+        points
+            .iter()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite())
+            .collect()
+    };
+    let lows = [finite(&curves.raw), finite(&curves.validation)].concat();
+    let highs = [finite(&curves.smoothed), finite(&curves.validation)].concat();
+    let low = lows.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = highs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !low.is_finite() || !high.is_finite() {
+        return (0.0, 1.0);
+    }
+    let margin = ((high - low) * 0.05).max(1e-3);
+    ((low - margin).max(0.0), high + margin)
+}
+
 fn draw(
-    metrics: &[Metrics],
+    curves: &Curves,
     buffer: &mut [u8],
     size: (u32, u32),
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::with_buffer(buffer, size).into_drawing_area();
     root.fill(&WHITE)?;
-    let last_step = metrics.iter().map(|m| m.step).max().unwrap_or(1).max(1) as f64;
-    let values = metrics
+    let last_step = curves
+        .raw
         .iter()
-        .flat_map(|m| [m.train_bits_per_dim, m.val_bits_per_dim])
-        .filter(|v| v.is_finite());
-    let top = values.fold(0.0f64, f64::max).max(1e-3) * 1.05;
+        .chain(&curves.validation)
+        .map(|p| p.0)
+        .fold(1.0, f64::max);
+    let (low, high) = y_range(curves);
     let mut chart = ChartBuilder::on(&root)
         .caption("Negative log-likelihood", (FONT, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..last_step, 0.0..top)?;
+        .build_cartesian_2d(0.0..last_step, low..high)?;
     chart
         .configure_mesh()
         .x_desc("step")
@@ -68,35 +112,33 @@ fn draw(
         .y_desc("bits/dim")
         .label_style((FONT, 14))
         .draw()?;
-    let series = [
-        (
-            "train",
-            RED,
-            metrics
-                .iter()
-                .map(|m| (m.step as f64, m.train_bits_per_dim))
-                .collect::<Vec<_>>(),
-        ),
-        (
-            "validation",
-            BLUE,
-            metrics
-                .iter()
-                .map(|m| (m.step as f64, m.val_bits_per_dim))
-                .collect(),
-        ),
-    ];
-    for (name, colour, points) in series {
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart.draw_series(
-            points
-                .into_iter()
-                .map(|p| Circle::new(p, 3, colour.filled())),
-        )?;
-    }
+    let in_range = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .map(|&(step, value)| (step, value.min(high)))
+            .collect()
+    };
+    chart.draw_series(LineSeries::new(in_range(&curves.raw), RED.mix(0.25)))?;
+    chart
+        .draw_series(LineSeries::new(
+            in_range(&curves.smoothed),
+            RED.stroke_width(2),
+        ))?
+        .label(format!("train (mean of {SMOOTHING} steps)"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            curves.validation.clone(),
+            BLUE.stroke_width(2),
+        ))?
+        .label("validation")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart.draw_series(
+        curves
+            .validation
+            .iter()
+            .map(|&p| Circle::new(p, 3, BLUE.filled())),
+    )?;
     chart
         .configure_series_labels()
         .label_font((FONT, 14))
@@ -105,4 +147,28 @@ fn draw(
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_moving_average_covers_the_steps_so_far_then_the_window() {
+        let points: Vec<(f64, f64)> = [4.0, 2.0, 6.0, 0.0].iter().map(|&v| (0.0, v)).collect();
+        let values: Vec<f64> = moving_average(&points, 2).iter().map(|p| p.1).collect();
+        assert_eq!(values, [4.0, 3.0, 4.0, 3.0]);
+    }
+
+    #[test]
+    fn the_y_axis_spans_the_curves_not_single_early_losses() {
+        let curves = Curves {
+            raw: vec![(1.0, 9.0), (2.0, 0.4), (3.0, 0.2)],
+            smoothed: vec![(1.0, 2.0), (2.0, 1.0), (3.0, 0.3)],
+            validation: vec![(3.0, 0.25)],
+        };
+        let (low, high) = y_range(&curves);
+        assert!(low < 0.2 && low > 0.0, "low {low}");
+        assert!(high > 2.0 && high < 2.5, "high {high}");
+    }
 }

@@ -10,9 +10,19 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::checkpoint::{RunDir, write_atomically};
-use crate::train::Metrics;
+use serde::{Deserialize, Serialize};
 
 const LOSSES_HEADER: &str = "step,train_nats_per_dim";
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub step: usize,
+    /// Mean training loss since the previous line, in nats per dimension.
+    pub train_nats_per_dim: f64,
+    pub train_bits_per_dim: f64,
+    pub val_bits_per_dim: f64,
+}
 
 /// Appends one line to `metrics.jsonl`.
 pub fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {
@@ -22,6 +32,25 @@ pub fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {
         &run.metrics_path(),
         &line,
     )
+}
+
+/// Reads every line of the run's `metrics.jsonl`.
+pub fn read_metrics(run: &RunDir) -> anyhow::Result<Vec<Metrics>> {
+    let path = run.metrics_path();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(number, line)| {
+            serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{} line {}: not a metrics record",
+                    path.display(),
+                    number + 1
+                )
+            })
+        })
+        .collect()
 }
 
 /// `losses.csv`, open for appending one line per step.

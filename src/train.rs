@@ -13,7 +13,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use crate::animation::write_progress_gif;
 use crate::checkpoint::{RunConfig, RunDir, new_optimizer};
@@ -22,8 +21,8 @@ use crate::evaluate::{Likelihood, evaluate};
 use crate::loss::{mean_nll, nats_to_bits};
 use crate::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
 use crate::picture;
-use crate::plot::{loss_plot, read_metrics};
-use crate::run_log::{LossLog, append_metrics, roll_back};
+use crate::plot::loss_plot;
+use crate::run_log::{LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// Validation images scored at each interval.
@@ -32,16 +31,6 @@ const VALIDATION_LIMIT: usize = 1_000;
 const GRID_IMAGES: usize = 16;
 /// Seed of the sample grids, fixed so that grids of one run show the model's progress.
 const GRID_SEED: u64 = 0x5eed;
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub step: usize,
-    /// Mean training loss since the previous line, in nats per dimension.
-    pub train_nats_per_dim: f64,
-    pub train_bits_per_dim: f64,
-    pub val_bits_per_dim: f64,
-}
 
 /// How a call to [`train`] ended.
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +228,7 @@ fn finish_interval(
     picture::save_png(&grid, &run.samples_path(step))?;
     picture::save_png(&grid, &run.root().join("samples.png"))?;
     write_progress_gif(run)?;
-    loss_plot(&read_metrics(run)?, &run.loss_plot_path())?;
+    loss_plot(run, &run.loss_plot_path())?;
     Ok(metrics)
 }
 

@@ -7,7 +7,8 @@ use burn::prelude::*;
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::{DataSource, ImageSet};
 use pixelcnn::model::PixelCnnConfig;
-use pixelcnn::train::{Metrics, Outcome, train};
+use pixelcnn::run_log::Metrics;
+use pixelcnn::train::{Outcome, train};
 
 /// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
 fn small_mnist(count: usize) -> ImageSet {

@@ -14,7 +14,7 @@ use clap::Args;
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{Embeddings, ImageSet};
-use pixelcnn::plot::{loss_plot, read_metrics};
+use pixelcnn::plot::loss_plot;
 use pixelcnn::sample::{Sampler, SamplingOptions};
 
 /// How images are drawn and shown.
@@ -139,7 +139,7 @@ pub(crate) fn gif_command(args: RunArgs) -> anyhow::Result<()> {
 /// `pixelcnn plot`: redraws the run's loss plot.
 pub(crate) fn plot_command(args: RunArgs) -> anyhow::Result<()> {
     let run = open_run(&args.run)?.0;
-    loss_plot(&read_metrics(&run)?, &run.loss_plot_path())?;
+    loss_plot(&run, &run.loss_plot_path())?;
     eprintln!("wrote {}", run.loss_plot_path().display());
     Ok(())
 }
