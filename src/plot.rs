@@ -12,7 +12,7 @@ use crate::loss::nats_to_bits;
 use crate::picture::{FONT, register_font};
 use crate::run_log::{read_losses, read_metrics};
 
-/// Steps in the moving average of the training loss (fewer while the run is shorter).
+/// Steps in the moving average of the training loss.
 const SMOOTHING: usize = 25;
 
 /// What the plot draws, in bits/dim against the step.
@@ -48,18 +48,20 @@ pub fn loss_plot(run: &RunDir, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The mean of each point's value and the `window - 1` values before it.
+/// The mean of the values within `window / 2` points either side of each point (fewer at the
+/// ends): centred, so the average does not lag behind the losses.
 fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
-    let mut sum = 0.0;
+    let half = window / 2;
+    let mut sums = vec![0.0];
+    for point in points {
+        sums.push(sums.last().expect("starts with 0") + point.1);
+    }
     points
         .iter()
         .enumerate()
-        .map(|(i, &(step, value))| {
-            sum += value;
-            if i >= window {
-                sum -= points[i - window].1;
-            }
-            (step, sum / (i + 1).min(window) as f64)
+        .map(|(i, &(step, _))| {
+            let (from, to) = (i.saturating_sub(half), (i + half + 1).min(points.len()));
+            (step, (sums[to] - sums[from]) / (to - from) as f64)
         })
         .collect()
 }
@@ -154,10 +156,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_moving_average_covers_the_steps_so_far_then_the_window() {
+    fn the_moving_average_is_centred_and_shorter_at_the_ends() {
         let points: Vec<(f64, f64)> = [4.0, 2.0, 6.0, 0.0].iter().map(|&v| (0.0, v)).collect();
         let values: Vec<f64> = moving_average(&points, 2).iter().map(|p| p.1).collect();
-        assert_eq!(values, [4.0, 3.0, 4.0, 3.0]);
+        assert_eq!(values, [3.0, 4.0, 8.0 / 3.0, 3.0]);
     }
 
     #[test]
