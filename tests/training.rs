@@ -1,9 +1,12 @@
 //! Training on a small real subset, checkpoints that restore a model exactly, and resuming an
 //! interrupted run bit for bit.
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
+use common::context_free_bits;
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::{DataSource, ImageSet};
 use pixelcnn::model::PixelCnnConfig;
@@ -92,12 +95,12 @@ fn train_run(run: &RunDir, config: &RunConfig, resume: bool) -> Outcome {
 }
 
 #[test]
-fn a_short_training_run_lowers_the_loss_clearly() {
+fn a_short_training_run_lowers_the_loss_clearly_below_a_context_free_model() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
-    let outcome = train_run(&run, &config(90, 30), false);
+    let outcome = train_run(&run, &config(300, 100), false);
     let Outcome::Finished {
-        step: 90,
+        step: 300,
         last: Some(Metrics {
             val_bits_per_dim, ..
         }),
@@ -109,16 +112,23 @@ fn a_short_training_run_lowers_the_loss_clearly() {
     assert_eq!(lines.len(), 3);
     let first_train = lines[0]["train_bits_per_dim"].as_f64().unwrap();
     let last_train = lines[2]["train_bits_per_dim"].as_f64().unwrap();
-    eprintln!("train {first_train} -> {last_train}, validation {val_bits_per_dim} bits/dim");
+    let (train_set, validation) = data();
+    let baseline = context_free_bits(&train_set, &validation, 4);
+    eprintln!(
+        "train {first_train} -> {last_train}, validation {val_bits_per_dim} bits/dim; \
+         context-free {baseline}"
+    );
     assert!(
         last_train < 0.75 * first_train,
         "{first_train} -> {last_train}"
     );
+    // Measured: 0.51 bits/dim after 300 steps, where the context-free figure is 0.80.
     assert!(
-        val_bits_per_dim < 1.0,
-        "validation {val_bits_per_dim} bits/dim"
+        val_bits_per_dim < 0.8 * baseline,
+        "validation {val_bits_per_dim} bits/dim, not clearly below the {baseline} of a model \
+         that learned only how often each level occurs"
     );
-    assert!(run.samples_path(90).is_file());
+    assert!(run.samples_path(300).is_file());
 }
 
 #[test]
