@@ -11,7 +11,8 @@ use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::spatial::Deconvolution;
 use pixelcnn::model::{Conditioning, PixelCnnConfig, SpatialMap, one_hot};
-use pixelcnn::train::{Metrics, Outcome, train};
+use pixelcnn::run_log::Metrics;
+use pixelcnn::train::{Outcome, train};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
