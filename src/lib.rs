@@ -20,7 +20,6 @@
 //! assert_eq!(rgb.forward(levels).dims(), [2, 3, 4, 6, 6]);
 //! ```
 
-pub mod allocator;
 pub mod animation;
 pub mod bench;
 pub mod checkpoint;
