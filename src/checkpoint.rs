@@ -318,13 +318,10 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
 
 /// Runs burn's record decoding, which panics on some malformed records (found by fuzzing), and
 /// reports such a panic as a corrupt `what` instead of letting it end the program. The panic
-/// message is kept off standard error while `decode` runs.
+/// message is kept off standard error (see [`crate::quiet_panic`]).
 fn without_panics<T>(what: &str, decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
-    std::panic::set_hook(report);
-    outcome.unwrap_or_else(|_| Err(format!("corrupt {what}: the record is malformed")))
+    crate::quiet_panic::catch_quietly(decode)
+        .unwrap_or_else(|_| Err(format!("corrupt {what}: the record is malformed")))
 }
 
 /// The optimiser of every run: Adam with PyTorch's epsilon.

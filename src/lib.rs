@@ -30,6 +30,7 @@ pub mod loss;
 pub mod model;
 pub mod picture;
 pub mod plot;
+pub mod quiet_panic;
 pub mod run_log;
 pub mod sample;
 pub mod train;
