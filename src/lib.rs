@@ -31,6 +31,7 @@ pub mod model;
 pub mod picture;
 pub mod plot;
 pub mod quiet_panic;
+pub mod random;
 pub mod run_log;
 pub mod sample;
 pub mod train;
