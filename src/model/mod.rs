@@ -13,6 +13,7 @@ pub mod masked;
 mod matmul;
 #[cfg(test)]
 mod parity_tests;
+mod size;
 pub mod spatial;
 
 use std::sync::Mutex;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use autoencoder::{AutoEncoder, DeconvAutoEncoder, Latent};
 pub use gated::GatedPixelCnn;
 pub use masked::MaskedPixelCnn;
+pub use size::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, MAX_PARAMETERS};
 pub use spatial::SpatialMap;
 
 /// Which architecture a model uses, as named on the command line.
@@ -185,7 +187,7 @@ impl PixelCnnConfig {
                 return Err(format!("{name} size must be odd, got {value}"));
             }
         }
-        Ok(())
+        self.check_size()
     }
 
     /// Builds the model with freshly initialised weights on `device`, drawn from burn's
