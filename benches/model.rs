@@ -9,11 +9,15 @@ use pixelcnn::checkpoint::new_optimizer;
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::gated::GatedLayerConfig;
 
+// The program's allocator settings (not library API), so that the figures match `pixelcnn bench`.
+#[path = "../src/allocator.rs"]
+mod allocator;
+
 /// One B-layer (3×3) on 16 channels-last feature maps of 28×28, for each configuration's
 /// channel count.
 fn gated_layer(c: &mut Criterion) {
     // As the pixelcnn binary does.
-    pixelcnn::allocator::keep_freed_memory();
+    allocator::keep_freed_memory();
     let device = Device::flex();
     for config in [BenchConfig::S, BenchConfig::P] {
         let channels = config.model().0.channels;
@@ -35,7 +39,7 @@ fn gated_layer(c: &mut Criterion) {
 /// The whole model: a forward pass on 16 images and a training step on one batch. Each
 /// sample is one run (flat sampling): a step takes seconds.
 fn model(c: &mut Criterion) {
-    pixelcnn::allocator::keep_freed_memory();
+    allocator::keep_freed_memory();
     let device = Device::flex();
     let mut group = c.benchmark_group("model");
     group.sampling_mode(SamplingMode::Flat);

@@ -20,8 +20,6 @@ use pixelcnn::checkpoint::RunDir;
 use pixelcnn::model::PixelCnn;
 use pixelcnn::sample::cached::CachedGatedPixelCnn;
 use pixelcnn::sample::{Sampler, SamplingOptions, sample, softmax};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const BATCH: usize = 100;
 
@@ -87,7 +85,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             free,
             None,
             options(sampler),
-            &mut StdRng::seed_from_u64(1),
+            &mut pixelcnn::random::seeded(1),
             &device,
         )
     };

@@ -4,6 +4,10 @@
 //! raising the threshold to its maximum and never trimming the heap keeps those pages for reuse.
 //! Measured with `pixelcnn bench` on this project's 2-core machine: about 10% off a training
 //! step. Peak memory is unchanged: the heap keeps what the step needed at its peak.
+//!
+//! This belongs to the `pixelcnn` program, not to the library: it changes the allocator of the
+//! whole process, which only the program that owns the process should decide. (`cargo bench`
+//! includes this file too, to measure what the program runs.)
 
 /// Keeps freed memory in the process for reuse (glibc only; elsewhere nothing changes).
 pub fn keep_freed_memory() {

@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::checkpoint::new_optimizer;
 use crate::loss::mean_nll;
 use crate::model::{PixelCnn, PixelCnnConfig};
+use crate::random;
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// The two benchmark configurations.
@@ -128,14 +127,7 @@ pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> V
             temperature: 1.0,
             sampler,
         };
-        sample(
-            &model,
-            batch,
-            None,
-            options,
-            &mut StdRng::seed_from_u64(0),
-            device,
-        );
+        sample(&model, batch, None, options, &mut random::seeded(0), device);
     };
     let naive_ms = median_ms(0, 1, || draw(Sampler::Naive));
     let cached_ms = median_ms(1, 3, || draw(Sampler::Cached));

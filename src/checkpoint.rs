@@ -15,7 +15,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, DataSource, Dataset, FolderOptions};
-use crate::model::{PixelCnn, PixelCnnConfig};
+use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
 /// Version of the checkpoint layout; bumped whenever it or a model's weights change. Version 2:
@@ -94,6 +94,7 @@ impl RunConfig {
         if self.image_size == Some(0) {
             return Err("image_size must be at least 1".into());
         }
+        self.check_image_size()?;
         let image = (self.image_height, self.image_width);
         let spatial = self.model.spatial.map(|s| (s.height, s.width));
         let latent = self.model.latent.map(|l| (l.height, l.width));
@@ -105,6 +106,30 @@ impl RunConfig {
             return Err(format!(
                 "the model's condition map or code is sized for other images than {}×{}",
                 image.0, image.1
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses images larger than [`MAX_IMAGE_SIDE`] a side, and a model whose forward pass
+    /// on one image would exceed [`MAX_FEATURE_VALUES`].
+    fn check_image_size(&self) -> Result<(), String> {
+        let side = self
+            .image_height
+            .max(self.image_width)
+            .max(self.image_size.unwrap_or(0));
+        if side > MAX_IMAGE_SIDE {
+            return Err(format!(
+                "images of {side} pixels a side are larger than the ceiling of {MAX_IMAGE_SIDE}"
+            ));
+        }
+        let values = self
+            .model
+            .feature_values(self.image_height, self.image_width);
+        if values > MAX_FEATURE_VALUES {
+            return Err(format!(
+                "the model would compute {values} feature values per {}×{} image, more than the ceiling of {MAX_FEATURE_VALUES} (check layers, channels and the image size)",
+                self.image_height, self.image_width
             ));
         }
         Ok(())
@@ -302,6 +327,7 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
             reader.bytes.len()
         ));
     }
+    check_weights_fit(&config, weights)?;
     let model = without_panics("model weights", || {
         let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
             .map_err(|e| format!("corrupt model weights: {e}"))?;
@@ -323,15 +349,27 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
     })
 }
 
+/// Refuses weights too short for the model `config` describes (4 bytes a parameter), before
+/// that model is built: a crafted config could otherwise ask for more memory than the file
+/// could ever fill.
+fn check_weights_fit(config: &PixelCnnConfig, weights: &[u8]) -> Result<(), String> {
+    let parameters = config.parameter_count();
+    let needed = parameters.saturating_mul(4);
+    if (weights.len() as u64) < needed {
+        return Err(format!(
+            "the model weights take {} bytes, but the {parameters} parameters of the model config need {needed}",
+            weights.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Runs burn's record decoding, which panics on some malformed records (found by fuzzing), and
 /// reports such a panic as a corrupt `what` instead of letting it end the program. The panic
-/// message is kept off standard error while `decode` runs.
+/// message is kept off standard error (see [`crate::quiet_panic`]).
 fn without_panics<T>(what: &str, decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
-    std::panic::set_hook(report);
-    outcome.unwrap_or_else(|_| Err(format!("corrupt {what}: the record is malformed")))
+    crate::quiet_panic::catch_quietly(decode)
+        .unwrap_or_else(|_| Err(format!("corrupt {what}: the record is malformed")))
 }
 
 /// The optimiser of every run: Adam with PyTorch's epsilon.

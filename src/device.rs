@@ -29,7 +29,7 @@ impl DeviceChoice {
     /// The inference device for this choice, checked to work.
     pub fn device(self) -> Result<Device, DeviceError> {
         match self {
-            DeviceChoice::Flex => Ok(Device::flex()),
+            DeviceChoice::Flex => probe("flex", Device::flex()),
             DeviceChoice::Wgpu => wgpu_device(),
             DeviceChoice::Cuda => cuda_device(),
         }
@@ -61,37 +61,18 @@ fn cuda_device() -> Result<Device, DeviceError> {
 
 /// Runs one small computation on `device`: GPU runtimes start lazily and panic when no adapter
 /// is found, which becomes a clear error here instead of a crash later. The runtime may panic on
-/// its own thread, so the first panic message of any thread during the probe is the one reported.
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+/// its own thread, so the first panic message of any thread during the probe is the one reported
+/// (see [`crate::quiet_panic`]). The CPU backend is probed too, so that every device is checked
+/// the same way.
 fn probe(name: &'static str, device: Device) -> Result<Device, DeviceError> {
-    use std::sync::{Arc, Mutex};
-    let first_panic = Arc::new(Mutex::new(None::<String>));
-    let quiet = std::panic::take_hook();
-    let recorder = Arc::clone(&first_panic);
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()));
-        let mut first = recorder.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_none() {
-            *first = message;
-        }
-    }));
-    let result = std::panic::catch_unwind(|| {
+    let sum = crate::quiet_panic::catch_quietly_anywhere(|| {
         Tensor::<1>::from_floats([1.0, 2.0], &device)
             .sum()
             .into_scalar::<f32>()
     });
-    std::panic::set_hook(quiet);
-    let first_panic = first_panic.lock().unwrap_or_else(|e| e.into_inner()).take();
-    match result {
+    match sum {
         Ok(3.0) => Ok(device),
         Ok(sum) => Err(DeviceError::Unusable(name, format!("1 + 2 gave {sum}"))),
-        Err(_) => Err(DeviceError::Unusable(
-            name,
-            first_panic.unwrap_or_else(|| "the runtime failed to start".into()),
-        )),
+        Err(message) => Err(DeviceError::Unusable(name, message)),
     }
 }

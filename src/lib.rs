@@ -20,7 +20,6 @@
 //! assert_eq!(rgb.forward(levels).dims(), [2, 3, 4, 6, 6]);
 //! ```
 
-pub mod allocator;
 pub mod animation;
 pub mod bench;
 pub mod checkpoint;
@@ -32,6 +31,8 @@ pub mod model;
 mod ops;
 pub mod picture;
 pub mod plot;
+pub mod quiet_panic;
+pub mod random;
 pub mod run_log;
 pub mod sample;
 pub mod train;

@@ -1,5 +1,6 @@
 //! The `pixelcnn` command line: train, evaluate and sample PixelCNN image models.
 
+mod allocator;
 mod commands;
 
 use std::process::ExitCode;
@@ -52,7 +53,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    pixelcnn::allocator::keep_freed_memory();
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

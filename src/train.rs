@@ -10,8 +10,6 @@ use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::animation::write_progress_gif;
@@ -22,6 +20,7 @@ use crate::loss::{mean_nll, nats_to_bits};
 use crate::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
 use crate::picture;
 use crate::plot::loss_plot;
+use crate::random;
 use crate::run_log::{LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
@@ -64,7 +63,7 @@ impl BatchOrder {
         let (epoch, position) = (step / per_epoch, step % per_epoch);
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
             let mut order: Vec<usize> = (0..self.images).collect();
-            order.shuffle(&mut StdRng::seed_from_u64(self.seed ^ (epoch as u64) << 20));
+            order.shuffle(&mut random::seeded(self.seed ^ (epoch as u64) << 20));
             self.epoch = Some((epoch, order));
         }
         let order = &self.epoch.as_ref().expect("set above").1;
@@ -218,7 +217,7 @@ fn finish_interval(
     };
     let (count, condition, columns) =
         grid_conditions(&inference, &config.model, validation, device);
-    let mut rng = StdRng::seed_from_u64(GRID_SEED);
+    let mut rng = random::seeded(GRID_SEED);
     let images = sample(&inference, count, condition, options, &mut rng, device);
     let tiles: Vec<_> = images
         .iter()
@@ -343,6 +342,17 @@ impl ModuleVisitor for GradientSums<'_> {
 mod tests {
     use super::*;
     use crate::model::PixelCnnConfig;
+
+    #[test]
+    fn the_batch_order_of_seed_0_is_pinned() {
+        // Exact resume, and the same run from the same seed, rest on this order: a change of
+        // generator or of rand's shuffle changes it.
+        let mut order = BatchOrder::new(0, 10, 3);
+        assert_eq!(order.batch(0), [1, 0, 7]);
+        assert_eq!(order.batch(2), [5, 9, 8]);
+        // The first batch of the second epoch.
+        assert_eq!(order.batch(3), [5, 8, 1]);
+    }
 
     #[test]
     fn a_nan_or_infinite_gradient_is_found_and_named() {

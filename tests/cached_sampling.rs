@@ -3,10 +3,9 @@
 
 use burn::prelude::*;
 use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, SpatialMap, one_hot};
+use pixelcnn::random;
 use pixelcnn::sample::cached::CachedGatedPixelCnn;
 use pixelcnn::sample::{Sampler, SamplingOptions, sample};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const HEIGHT: usize = 7;
 const WIDTH: usize = 6;
@@ -97,7 +96,7 @@ fn cached_and_naive_samplers_draw_identical_images() {
                 4,
                 None,
                 options,
-                &mut StdRng::seed_from_u64(5),
+                &mut random::seeded(5),
                 &Device::flex(),
             )
         };
@@ -142,14 +141,7 @@ fn follows_the_condition(model: PixelCnn) {
             sampler,
         };
         let h = one_hot(&classes, 3, &device);
-        sample(
-            &model,
-            4,
-            Some(h),
-            options,
-            &mut StdRng::seed_from_u64(8),
-            &device,
-        )
+        sample(&model, 4, Some(h), options, &mut random::seeded(8), &device)
     };
     assert_eq!(draw(Sampler::Cached), draw(Sampler::Naive));
 

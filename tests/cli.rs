@@ -329,6 +329,15 @@ fn corrupt_or_mismatched_data_and_runs_are_refused() {
     )
     .unwrap();
     assert_fails_with(&["eval", "--run", run_arg], "holds a model");
+    std::fs::write(
+        &config_path,
+        config.replace("\"layers\": 2", "\"layers\": 1000000"),
+    )
+    .unwrap();
+    assert_fails_with(
+        &["sample", "--run", run_arg, "--out", "unused.png"],
+        "parameters, more than the ceiling of 268435456",
+    );
     std::fs::write(&config_path, &config).unwrap();
 
     // A damaged checkpoint.

@@ -52,7 +52,7 @@ fn corrupt_idx_files_give_clear_errors() {
 #[test]
 fn idx_with_valid_dims_but_overflowing_size_is_rejected() {
     let huge = idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]);
-    assert!(error_of(&huge).contains("overflow"));
+    assert!(error_of(&huge).contains("more than the ceiling"));
 }
 
 #[test]

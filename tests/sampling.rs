@@ -3,9 +3,8 @@
 
 use burn::prelude::*;
 use pixelcnn::model::{PixelCnn, PixelCnnConfig};
+use pixelcnn::random;
 use pixelcnn::sample::{Sampler, SamplingOptions, complete, draw, sample};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const OPTIONS: SamplingOptions = SamplingOptions {
     levels: 4,
@@ -33,7 +32,7 @@ fn draw_images(model: &PixelCnn, sampler: Sampler, temperature: f32, seed: u64) 
         sampler,
         ..OPTIONS
     };
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = random::seeded(seed);
     sample(model, 3, None, options, &mut rng, &Device::flex())
 }
 
@@ -73,7 +72,7 @@ fn keeps_given_rows(options: SamplingOptions) {
     let originals: Vec<Vec<u8>> = (0..4)
         .map(|i| (0..30).map(|p| ((p * 3 + i) % 4) as u8).collect())
         .collect();
-    let mut rng = StdRng::seed_from_u64(9);
+    let mut rng = random::seeded(9);
     let completed = complete(
         &model(),
         originals.clone(),

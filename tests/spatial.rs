@@ -13,8 +13,7 @@ use pixelcnn::model::spatial::Deconvolution;
 use pixelcnn::model::{Conditioning, PixelCnnConfig, SpatialMap, one_hot};
 use pixelcnn::run_log::Metrics;
 use pixelcnn::train::{Outcome, train};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 /// Side of the toy images.
 const SIZE: usize = 8;
@@ -122,7 +121,7 @@ fn each_position_gets_its_own_conditioning_term() {
 /// [`DOT_CHANCE`], and every other pixel is dark. Until a dot appears, the context is blank and
 /// so says little of where in the image a pixel is: the label, read at the right place, does.
 fn quadrant_dots(count: usize, seed: u64) -> ImageSet {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = pixelcnn::random::seeded(seed);
     let half = SIZE / 2;
     let mut pixels = Vec::with_capacity(count * SIZE * SIZE);
     let mut labels = Vec::with_capacity(count);

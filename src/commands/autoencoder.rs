@@ -9,9 +9,8 @@ use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::ImageSet;
 use pixelcnn::model::PixelCnn;
 use pixelcnn::picture;
+use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::{DrawingArgs, open_run, sampling_options, test_images};
 
@@ -129,7 +128,7 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
     let codes = ae
         .codes(&indices, device)
         .select(0, index_tensor(&sources, device));
-    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let mut rng = random::seeded(args.drawing.seed);
     let decoded = sample(
         &ae.model,
         sources.len(),
@@ -171,7 +170,7 @@ pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> any
         })
         .collect();
     let codes = Tensor::cat(line, 0).repeat_dim(0, args.samples);
-    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let mut rng = random::seeded(args.drawing.seed);
     let count = args.steps * args.samples;
     let decoded = sample(&ae.model, count, Some(codes), ae.options, &mut rng, device);
     let mut tiles = Vec::new();

@@ -9,9 +9,8 @@ use clap::Args;
 use pixelcnn::data::Embeddings;
 use pixelcnn::model::Conditioning;
 use pixelcnn::picture;
+use pixelcnn::random;
 use pixelcnn::sample::{complete, sample};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::{DrawingArgs, open_run, refuse_autoencoder, sampling_options, test_images};
 
@@ -91,7 +90,7 @@ pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Resul
         let flat: Vec<f32> = rows.into_iter().flatten().collect();
         Tensor::<2>::from_data(TensorData::new(flat, [count, dim]), device)
     });
-    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let mut rng = random::seeded(args.drawing.seed);
     let images = sample(
         &checkpoint.model,
         count,
@@ -235,7 +234,7 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
         .collect();
     test.check_conditioning(checkpoint.config.conditioning)?;
     let condition = test.condition(&sources, checkpoint.config.conditioning, device);
-    let mut rng = StdRng::seed_from_u64(args.drawing.seed);
+    let mut rng = random::seeded(args.drawing.seed);
     let known = args.rows * options.width;
     let completions = complete(
         &checkpoint.model,

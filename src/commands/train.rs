@@ -388,7 +388,7 @@ pub(crate) fn run_config(
             );
         }
     }
-    Ok(RunConfig {
+    let config = RunConfig {
         model,
         batch_size,
         learning_rate,
@@ -401,5 +401,8 @@ pub(crate) fn run_config(
         condition_file,
         image_height: train_set.height,
         image_width: train_set.width,
-    })
+    };
+    // The checks a stored config.json gets, such as the ceiling on the model's size.
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
 }

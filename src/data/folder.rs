@@ -11,6 +11,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, ImageReader};
 
 use super::{DataError, ImageSet};
+use crate::model::MAX_IMAGE_SIDE;
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
@@ -25,8 +26,11 @@ pub struct FolderOptions {
 
 /// Loads every image of `dir` in sorted path order, with class labels if it has class folders.
 pub fn load(dir: &Path, options: FolderOptions) -> Result<ImageSet, DataError> {
-    if options.size == 0 {
-        return Err(DataError::Format("--image-size must be at least 1".into()));
+    if !(1..=MAX_IMAGE_SIDE).contains(&options.size) {
+        return Err(DataError::Format(format!(
+            "--image-size must be between 1 and {MAX_IMAGE_SIDE}, got {}",
+            options.size
+        )));
     }
     let (files, labels) = list(dir)?;
     let images = files

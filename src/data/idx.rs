@@ -18,14 +18,16 @@ pub struct IdxArray {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const UNSIGNED_BYTE: u8 = 0x08;
 
-/// Decompresses `bytes` if they are gzipped, then parses them as IDX.
+/// The largest IDX body accepted: 2^31 bytes (2 GiB; MNIST's 60,000 training images take 47 MB).
+/// A header asking for more is refused before anything is read.
+pub const MAX_IDX_BYTES: usize = 1 << 31;
+
+/// Decompresses `bytes` if they are gzipped, then parses them as IDX. A gzip stream is
+/// decompressed only as far as the header says the file goes (and one byte more, to tell a
+/// longer file): a small file that inflates to gigabytes is refused after a few kilobytes.
 pub fn parse(bytes: &[u8]) -> Result<IdxArray, DataError> {
     if bytes.starts_with(&GZIP_MAGIC) {
-        let mut raw = Vec::new();
-        GzDecoder::new(bytes)
-            .read_to_end(&mut raw)
-            .map_err(|e| DataError::Format(format!("corrupt gzip stream: {e}")))?;
-        parse_raw(&raw)
+        read(GzDecoder::new(bytes))
     } else {
         parse_raw(bytes)
     }
@@ -33,12 +35,18 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, DataError> {
 
 /// Parses uncompressed IDX bytes.
 pub fn parse_raw(bytes: &[u8]) -> Result<IdxArray, DataError> {
-    let header = bytes.get(..4).ok_or_else(|| {
-        DataError::Format(format!(
+    read(bytes)
+}
+
+/// Reads one IDX file from `reader`: the header, then the body its dimensions announce.
+fn read(mut reader: impl Read) -> Result<IdxArray, DataError> {
+    let header = read_up_to(&mut reader, 4)?;
+    if header.len() < 4 {
+        return Err(DataError::Format(format!(
             "file too short for an IDX header ({} bytes)",
-            bytes.len()
-        ))
-    })?;
+            header.len()
+        )));
+    }
     if header[0] != 0 || header[1] != 0 {
         return Err(DataError::Format(format!(
             "bad magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file",
@@ -51,36 +59,54 @@ pub fn parse_raw(bytes: &[u8]) -> Result<IdxArray, DataError> {
             header[2]
         )));
     }
-    let rank = usize::from(header[3]);
-    if rank == 0 {
-        return Err(DataError::Format("IDX file has zero dimensions".into()));
-    }
-    let dims_end = 4 + 4 * rank;
-    let dim_bytes = bytes.get(4..dims_end).ok_or_else(|| {
-        DataError::Format(format!("truncated IDX header: {rank} dimensions announced"))
-    })?;
-    let dims: Vec<usize> = dim_bytes
-        .chunks_exact(4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .collect();
+    let dims = read_dims(&mut reader, usize::from(header[3]))?;
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| DataError::Format(format!("IDX dimensions {dims:?} overflow")))?;
-    let body = &bytes[dims_end..];
-    if body.len() != expected {
+        .filter(|&total| total <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            DataError::Format(format!(
+                "IDX dimensions {dims:?} ask for more than the ceiling of {MAX_IDX_BYTES} bytes"
+            ))
+        })?;
+    let data = read_up_to(&mut reader, expected + 1)?;
+    if data.len() > expected {
         return Err(DataError::Format(format!(
-            "IDX body has {} bytes but dimensions {dims:?} need {expected}{}",
-            body.len(),
-            if body.len() < expected {
-                " (file truncated)"
-            } else {
-                ""
-            }
+            "IDX dimensions {dims:?} need {expected} bytes, but the body holds more"
         )));
     }
-    Ok(IdxArray {
-        dims,
-        data: body.to_vec(),
-    })
+    if data.len() < expected {
+        return Err(DataError::Format(format!(
+            "IDX body has {} bytes but dimensions {dims:?} need {expected} (file truncated)",
+            data.len()
+        )));
+    }
+    Ok(IdxArray { dims, data })
+}
+
+/// The `rank` big-endian u32 dimensions that follow the magic number.
+fn read_dims(reader: &mut impl Read, rank: usize) -> Result<Vec<usize>, DataError> {
+    if rank == 0 {
+        return Err(DataError::Format("IDX file has zero dimensions".into()));
+    }
+    let dim_bytes = read_up_to(reader, 4 * rank)?;
+    if dim_bytes.len() < 4 * rank {
+        return Err(DataError::Format(format!(
+            "truncated IDX header: {rank} dimensions announced"
+        )));
+    }
+    Ok(dim_bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .collect())
+}
+
+/// At most `limit` bytes of `reader`; fewer if it ends first. Only a gzip stream can fail.
+fn read_up_to(reader: &mut impl Read, limit: usize) -> Result<Vec<u8>, DataError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::Format(format!("corrupt gzip stream: {e}")))?;
+    Ok(bytes)
 }

@@ -9,6 +9,7 @@ mod head;
 pub mod masked;
 #[cfg(test)]
 mod parity_tests;
+mod size;
 pub mod spatial;
 
 use std::sync::Mutex;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use autoencoder::{AutoEncoder, DeconvAutoEncoder, Latent};
 pub use gated::GatedPixelCnn;
 pub use masked::MaskedPixelCnn;
+pub use size::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, MAX_PARAMETERS};
 pub use spatial::SpatialMap;
 
 /// Which architecture a model uses, as named on the command line.
@@ -181,7 +183,7 @@ impl PixelCnnConfig {
                 return Err(format!("{name} size must be odd, got {value}"));
             }
         }
-        Ok(())
+        self.check_size()
     }
 
     /// Builds the model with freshly initialised weights on `device`, drawn from burn's
