@@ -5,21 +5,22 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use image::codecs::gif::{GifEncoder, Repeat};
-use image::{Delay, Frame};
+use image::{Delay, Frame, ImageError};
 
 use crate::checkpoint::RunDir;
-use crate::picture::labelled;
+use crate::picture::{PictureError, labelled};
 
 /// Time each frame is shown.
 const FRAME_MILLISECONDS: u32 = 700;
 
 /// The run's sample grids `(step, path)`, in step order.
-pub fn sample_grids(run: &RunDir) -> anyhow::Result<Vec<(usize, PathBuf)>> {
+pub fn sample_grids(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, PictureError> {
     let dir = run.root();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|source| PictureError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut grids: Vec<(usize, PathBuf)> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter_map(|path| {
@@ -37,18 +38,20 @@ pub fn sample_grids(run: &RunDir) -> anyhow::Result<Vec<(usize, PathBuf)>> {
 }
 
 /// Writes `progress.gif` from the run's sample grids; returns the number of frames.
-pub fn write_progress_gif(run: &RunDir) -> anyhow::Result<usize> {
+pub fn write_progress_gif(run: &RunDir) -> Result<usize, PictureError> {
     let grids = sample_grids(run)?;
     if grids.is_empty() {
-        anyhow::bail!(
-            "{} holds no sample grids (samples_step*.png) yet",
-            run.root().display()
-        );
+        return Err(PictureError::NoSampleGrids {
+            dir: run.root().to_path_buf(),
+        });
     }
     let mut frames = Vec::with_capacity(grids.len());
     for (step, path) in &grids {
         let grid = image::open(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
+            .map_err(|source| PictureError::Decode {
+                path: path.clone(),
+                source,
+            })?
             .to_rgb8();
         let frame =
             image::DynamicImage::ImageRgb8(labelled(&grid, &format!("step {step}"))).to_rgba8();
@@ -60,11 +63,11 @@ pub fn write_progress_gif(run: &RunDir) -> anyhow::Result<usize> {
         ));
     }
     let path = run.progress_gif_path();
-    write_gif(&path, frames).with_context(|| format!("cannot write {}", path.display()))?;
+    write_gif(&path, frames).map_err(|source| PictureError::Write { path, source })?;
     Ok(grids.len())
 }
 
-fn write_gif(path: &Path, frames: Vec<Frame>) -> anyhow::Result<()> {
+fn write_gif(path: &Path, frames: Vec<Frame>) -> Result<(), ImageError> {
     let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
     temp_name.push(".tmp");
     let temp = path.with_file_name(temp_name);

@@ -1,7 +1,8 @@
 //! Pictures of images: tiles (gray images, occluded images, heat maps), grids of tiles, and text
-//! labels, written as PNG files.
+//! labels, written as PNG files; and [`PictureError`], why a run's pictures (its loss plot, its
+//! progress animation) could not be made.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use image::{Rgb, RgbImage};
@@ -9,6 +10,36 @@ use plotters::prelude::*;
 
 use crate::checkpoint::{CheckpointError, write_atomically};
 use crate::data::dequantize;
+use crate::run_log::LogError;
+
+/// Why a run's loss plot or progress animation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    #[error("cannot read {}", path.display())]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}", path.display())]
+    Decode {
+        path: PathBuf,
+        source: image::ImageError,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        source: image::ImageError,
+    },
+    #[error("{} holds no sample grids (samples_step*.png) yet", dir.display())]
+    NoSampleGrids { dir: PathBuf },
+    #[error("cannot draw the loss plot: {0}")]
+    Draw(String),
+    /// The run's logs, which the loss plot draws.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Save(#[from] CheckpointError),
+}
 
 /// Gap in pixels between tiles.
 const GAP: u32 = 2;

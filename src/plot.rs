@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use crate::checkpoint::RunDir;
 use crate::loss::nats_to_bits;
-use crate::picture::{FONT, register_font};
+use crate::picture::{FONT, PictureError, register_font};
 use crate::run_log::{read_losses, read_metrics};
 
 /// Steps in the moving average of the training loss.
@@ -23,7 +23,7 @@ struct Curves {
 }
 
 /// Draws the run's loss plot into a PNG at `path` (800×500).
-pub fn loss_plot(run: &RunDir, path: &Path) -> anyhow::Result<()> {
+pub fn loss_plot(run: &RunDir, path: &Path) -> Result<(), PictureError> {
     let raw: Vec<(f64, f64)> = read_losses(run)?
         .into_iter()
         .map(|(step, nats)| (step as f64, nats_to_bits(nats)))
@@ -40,8 +40,7 @@ pub fn loss_plot(run: &RunDir, path: &Path) -> anyhow::Result<()> {
     register_font();
     let (width, height) = (800u32, 500u32);
     let mut buffer = vec![0u8; (width * height * 3) as usize];
-    draw(&curves, &mut buffer, (width, height))
-        .map_err(|e| anyhow::anyhow!("cannot draw the loss plot: {e}"))?;
+    draw(&curves, &mut buffer, (width, height)).map_err(|e| PictureError::Draw(e.to_string()))?;
     let picture =
         image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
     crate::picture::save_png(&picture, path)?;

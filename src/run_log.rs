@@ -4,15 +4,39 @@
 //! past the checkpoint are dropped first and every step appears exactly once.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
-use crate::checkpoint::{RunDir, write_atomically};
+use crate::checkpoint::{CheckpointError, RunDir, write_atomically};
 use serde::{Deserialize, Serialize};
 
 const LOSSES_HEADER: &str = "step,train_nats_per_dim";
+
+/// Why a run's log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot read {}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot open {}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot write {}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{} line {line}: not a metrics record", path.display())]
+    Metrics {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{} line {line}: not a loss record (step,loss): {message}", path.display())]
+    Losses {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// Rewriting a log after a rollback failed.
+    #[error(transparent)]
+    Rewrite(#[from] CheckpointError),
+}
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -25,7 +49,7 @@ pub struct Metrics {
 }
 
 /// Appends one line to `metrics.jsonl`.
-pub fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {
+pub fn append_metrics(run: &RunDir, metrics: &Metrics) -> Result<(), LogError> {
     let line = serde_json::to_string(metrics).expect("metrics serialise");
     append_line(
         &mut open_append(&run.metrics_path())?,
@@ -35,19 +59,16 @@ pub fn append_metrics(run: &RunDir, metrics: &Metrics) -> anyhow::Result<()> {
 }
 
 /// Reads every line of the run's `metrics.jsonl`.
-pub fn read_metrics(run: &RunDir) -> anyhow::Result<Vec<Metrics>> {
+pub fn read_metrics(run: &RunDir) -> Result<Vec<Metrics>, LogError> {
     let path = run.metrics_path();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
+    read_text(&path)?
+        .lines()
         .enumerate()
         .map(|(number, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!(
-                    "{} line {}: not a metrics record",
-                    path.display(),
-                    number + 1
-                )
+            serde_json::from_str(line).map_err(|source| LogError::Metrics {
+                path: path.clone(),
+                line: number + 1,
+                source,
             })
         })
         .collect()
@@ -61,7 +82,7 @@ pub struct LossLog {
 
 impl LossLog {
     /// Opens (or starts, with its header) the run's loss log.
-    pub fn open(run: &RunDir) -> anyhow::Result<Self> {
+    pub fn open(run: &RunDir) -> Result<Self, LogError> {
         let path = run.losses_path();
         let fresh = !path.exists();
         let mut file = open_append(&path)?;
@@ -73,13 +94,13 @@ impl LossLog {
 
     /// Records the training loss of `step` (counted from 1), in nats per dimension, with every
     /// digit needed to read back the same `f64`.
-    pub fn record(&mut self, step: usize, loss: f64) -> anyhow::Result<()> {
+    pub fn record(&mut self, step: usize, loss: f64) -> Result<(), LogError> {
         append_line(&mut self.file, &self.path, &format!("{step},{loss:?}"))
     }
 }
 
 /// Drops every line of the run's logs for steps after `step`, and any torn last line.
-pub fn roll_back(run: &RunDir, step: usize) -> anyhow::Result<()> {
+pub fn roll_back(run: &RunDir, step: usize) -> Result<(), LogError> {
     keep_lines(&run.metrics_path(), |line| {
         serde_json::from_str::<Metrics>(line).is_ok_and(|m| m.step <= step)
     })?;
@@ -89,18 +110,25 @@ pub fn roll_back(run: &RunDir, step: usize) -> anyhow::Result<()> {
 }
 
 /// The per-step losses recorded in `losses.csv`, as `(step, nats per dimension)`.
-pub fn read_losses(run: &RunDir) -> anyhow::Result<Vec<(usize, f64)>> {
+pub fn read_losses(run: &RunDir) -> Result<Vec<(usize, f64)>, LogError> {
     let path = run.losses_path();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
+    read_text(&path)?
+        .lines()
+        .enumerate()
         .skip(1)
-        .map(|line| {
+        .map(|(number, line)| {
             let (step, loss) = line.split_once(',').unwrap_or((line, ""));
-            Ok((step.parse()?, loss.parse()?))
+            let message = |e: &dyn std::fmt::Display| LogError::Losses {
+                path: path.clone(),
+                line: number + 1,
+                message: e.to_string(),
+            };
+            Ok((
+                step.parse().map_err(|e| message(&e))?,
+                loss.parse().map_err(|e| message(&e))?,
+            ))
         })
-        .collect::<Result<_, Box<dyn std::error::Error + Send + Sync>>>()
-        .map_err(|e| anyhow::anyhow!("{}: not a loss log: {e}", path.display()))
+        .collect()
 }
 
 fn loss_line_step(line: &str) -> Option<usize> {
@@ -110,12 +138,11 @@ fn loss_line_step(line: &str) -> Option<usize> {
 }
 
 /// Rewrites `path` atomically with only the lines `keep` accepts; a missing file stays missing.
-fn keep_lines(path: &Path, keep: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+fn keep_lines(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(), LogError> {
     if !path.exists() {
         return Ok(());
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_text(path)?;
     // A line without its newline was torn by a crash mid-write.
     let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
     let kept: String = complete
@@ -129,15 +156,28 @@ fn keep_lines(path: &Path, keep: impl Fn(&str) -> bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_append(path: &Path) -> anyhow::Result<File> {
+fn read_text(path: &Path) -> Result<String, LogError> {
+    std::fs::read_to_string(path).map_err(|source| LogError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn open_append(path: &Path) -> Result<File, LogError> {
     OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))
+        .map_err(|source| LogError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
-fn append_line(file: &mut File, path: &Path, line: &str) -> anyhow::Result<()> {
+fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), LogError> {
     file.write_all(format!("{line}\n").as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(|source| LogError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }

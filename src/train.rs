@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::bail;
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -13,15 +12,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use crate::animation::write_progress_gif;
-use crate::checkpoint::{RunConfig, RunDir, new_optimizer};
-use crate::data::ImageSet;
+use crate::checkpoint::{CheckpointError, RunConfig, RunDir, new_optimizer};
+use crate::data::{DataError, ImageSet};
 use crate::evaluate::{Likelihood, evaluate};
 use crate::loss::{mean_nll, nats_to_bits};
 use crate::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
-use crate::picture;
+use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
 use crate::random;
-use crate::run_log::{LossLog, Metrics, append_metrics, roll_back};
+use crate::run_log::{LogError, LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// Validation images scored at each interval.
@@ -30,6 +29,31 @@ const VALIDATION_LIMIT: usize = 1_000;
 const GRID_IMAGES: usize = 16;
 /// Seed of the sample grids, fixed so that grids of one run show the model's progress.
 const GRID_SEED: u64 = 0x5eed;
+
+/// Why training stopped without finishing. A run that diverged keeps its last checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training diverged at step {step}: the loss is {loss}; the last checkpoint is kept")]
+    NonFiniteLoss { step: usize, loss: f64 },
+    #[error(
+        "training diverged at step {step}: the gradient of {parameter} is not finite; the last checkpoint is kept"
+    )]
+    NonFiniteGradient { step: usize, parameter: String },
+    #[error(
+        "training diverged at step {step}: the validation loss is {bits_per_dim}; the last checkpoint is kept"
+    )]
+    NonFiniteValidation { step: usize, bits_per_dim: f64 },
+    /// The data does not fit the model's conditioning.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The sample grid, loss plot or progress animation of an interval.
+    #[error(transparent)]
+    Picture(#[from] PictureError),
+}
 
 /// How a call to [`train`] ended.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +105,7 @@ pub fn train(
     resume: bool,
     device: &Device,
     interrupt: &AtomicBool,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, TrainError> {
     let batch_size = config.batch_size.min(train_set.len());
     for set in [&train_set, &validation] {
         set.check_conditioning(config.model.conditioning)?;
@@ -134,18 +158,18 @@ pub fn train(
         let loss_value = loss.clone().into_scalar::<f64>();
         if !loss_value.is_finite() {
             progress.abandon();
-            bail!(
-                "training diverged at step {}: the loss is {loss_value}; the last checkpoint is kept",
-                step + 1
-            );
+            return Err(TrainError::NonFiniteLoss {
+                step: step + 1,
+                loss: loss_value,
+            });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         if let Some(parameter) = non_finite_gradient(&model, &grads) {
             progress.abandon();
-            bail!(
-                "training diverged at step {}: the gradient of {parameter} is not finite; the last checkpoint is kept",
-                step + 1
-            );
+            return Err(TrainError::NonFiniteGradient {
+                step: step + 1,
+                parameter,
+            });
         }
         model = optimizer.step(config.learning_rate, model, grads);
         step += 1;
@@ -158,7 +182,7 @@ pub fn train(
             nats_to_bits(loss_value)
         ));
         if step % config.interval == 0 || step == config.steps {
-            progress.suspend(|| -> anyhow::Result<()> {
+            progress.suspend(|| -> Result<(), TrainError> {
                 let metrics =
                     finish_interval(run, config, step, &model, &validation, &mut window, device)?;
                 run.save_checkpoint(step, &config.model, &model, &optimizer)?;
@@ -184,7 +208,7 @@ fn finish_interval(
     validation: &ImageSet,
     window: &mut LossWindow,
     device: &Device,
-) -> anyhow::Result<Metrics> {
+) -> Result<Metrics, TrainError> {
     let inference = model.valid();
     let levels = config.model.levels;
     let Likelihood { bits_per_dim, .. } = evaluate(
@@ -195,9 +219,7 @@ fn finish_interval(
         device,
     );
     if !bits_per_dim.is_finite() {
-        bail!(
-            "training diverged at step {step}: the validation loss is {bits_per_dim}; the last checkpoint is kept"
-        );
+        return Err(TrainError::NonFiniteValidation { step, bits_per_dim });
     }
     let train_nats = window.take_mean();
     let metrics = Metrics {
