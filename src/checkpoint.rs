@@ -26,7 +26,8 @@ pub const FORMAT_VERSION: u32 = 2;
 /// Why a run folder or checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    /// The I/O error is the source, so that a report of the error chain shows it once.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
