@@ -15,13 +15,14 @@ use crate::random;
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// The two benchmark configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum BenchConfig {
     /// 12 B-layers, 16 channels, K = 4, batch 64 (the seed notebook's).
-    #[value(name = "S", alias = "s")]
+    #[cfg_attr(feature = "cli", value(name = "S", alias = "s"))]
     S,
     /// 10 B-layers, 64 channels, K = 256, batch 32 (paper-like).
-    #[value(name = "P", alias = "p")]
+    #[cfg_attr(feature = "cli", value(name = "P", alias = "p"))]
     P,
 }
 

@@ -264,7 +264,8 @@ pub fn dequantize(level: u8, levels: usize) -> u8 {
 }
 
 /// The kinds of data set `train --dataset` reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Dataset {
     /// MNIST-style IDX files (or, without --data-dir, the MNIST test set in the binary).

@@ -26,7 +26,8 @@ pub use size::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, MAX_PARAMETERS};
 pub use spatial::SpatialMap;
 
 /// Which architecture a model uses, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
     /// Gated PixelCNN with vertical and horizontal stacks (no blind spot).

@@ -19,7 +19,8 @@ use crate::model::{AutoEncoder, PixelCnn};
 use cached::CachedGatedPixelCnn;
 
 /// Which sampler generates the pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Sampler {
     /// Incremental, with per-layer caches (gated architecture; the masked one falls back to
     /// naive).
