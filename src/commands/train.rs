@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use burn::prelude::Device;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{Architecture, Conditioning, Latent, PixelCnnConfig, SpatialMap};
@@ -59,23 +59,41 @@ pub(crate) struct TrainArgs {
     interval: Option<usize>,
 }
 
+/// Levels K of a new run's model without --levels or --binarize.
+const DEFAULT_LEVELS: usize = 4;
+
+/// A new run's model for every flag left out: the library's defaults.
+fn model_defaults() -> PixelCnnConfig {
+    PixelCnnConfig::new(DEFAULT_LEVELS)
+}
+
+/// `text` with a default that clap does not know, shown as clap shows its own.
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
 /// Model shape; each flag left out takes its default (or, with --resume, the run's value).
 #[derive(Args)]
 pub(crate) struct ModelArgs {
-    /// Architecture: gated (no blind spot) or the original masked pixelcnn [default: gated].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = with_default(
+        "Architecture: gated (no blind spot) or the original masked pixelcnn",
+        model_defaults().arch.to_possible_value().expect("no variant is skipped").get_name(),
+    ))]
     arch: Option<Architecture>,
-    /// Intensity levels K of the softmax, 2..=256 [default: 4].
-    #[arg(long)]
+    #[arg(long, help = with_default(
+        "Intensity levels K of the softmax, 2..=256",
+        DEFAULT_LEVELS,
+    ))]
     levels: Option<usize>,
     /// Binarised images: the same as --levels 2.
     #[arg(long, conflicts_with = "levels")]
     binarize: bool,
-    /// Number of layers, the first included [default: 6].
-    #[arg(long)]
+    #[arg(long, help = with_default(
+        "Number of layers, the first included",
+        model_defaults().layers,
+    ))]
     layers: Option<usize>,
-    /// Feature channels per layer [default: 16].
-    #[arg(long)]
+    #[arg(long, help = with_default("Feature channels per layer", model_defaults().channels))]
     channels: Option<usize>,
     /// Condition the model on the data's class labels (gated architecture).
     #[arg(long, value_enum, conflicts_with = "condition_file")]
@@ -260,6 +278,28 @@ pub(crate) fn conditioning(
     }
 }
 
+/// A new run's model: the flags given, over [`model_defaults`].
+fn new_model(
+    m: &ModelArgs,
+    levels: Option<usize>,
+    train_set: &ImageSet,
+) -> anyhow::Result<PixelCnnConfig> {
+    let mut model = model_defaults()
+        .with_input_channels(train_set.channels)
+        .with_conditioning(conditioning(m.conditional, train_set)?)
+        .with_latent(latent(m, train_set));
+    model.levels = levels.unwrap_or(model.levels);
+    model.arch = m.arch.unwrap_or(model.arch);
+    model.layers = m.layers.unwrap_or(model.layers);
+    model.channels = m.channels.unwrap_or(model.channels);
+    model.spatial = (m.condition_map == Some(ConditionMap::Deconv)).then_some(SpatialMap {
+        channels: model.channels,
+        height: train_set.height,
+        width: train_set.width,
+    });
+    Ok(model)
+}
+
 /// The run's settings: the flags given, over the stored config when resuming, over defaults.
 pub(crate) fn run_config(
     args: &TrainArgs,
@@ -336,20 +376,7 @@ pub(crate) fn run_config(
             }
             s.clone()
         }
-        None => PixelCnnConfig::new(levels.unwrap_or(4))
-            .with_arch(m.arch.unwrap_or(Architecture::Gated))
-            .with_input_channels(train_set.channels)
-            .with_layers(m.layers.unwrap_or(6))
-            .with_channels(m.channels.unwrap_or(16))
-            .with_conditioning(conditioning(m.conditional, train_set)?)
-            .with_spatial(
-                (m.condition_map == Some(ConditionMap::Deconv)).then(|| SpatialMap {
-                    channels: m.channels.unwrap_or(16),
-                    height: train_set.height,
-                    width: train_set.width,
-                }),
-            )
-            .with_latent(latent(m, train_set)),
+        None => new_model(m, levels, train_set)?,
     };
     model.validate().map_err(anyhow::Error::msg)?;
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {

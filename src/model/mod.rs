@@ -64,7 +64,8 @@ impl Conditioning {
 }
 
 /// Hyper-parameters of a model: what a run folder's config and each checkpoint record, so that
-/// a model can always be rebuilt with the shape it was trained with.
+/// a model can always be rebuilt with the shape it was trained with. The defaults are those of
+/// `pixelcnn train`, which takes them from here.
 #[derive(Config, Debug, PartialEq)]
 pub struct PixelCnnConfig {
     /// Intensity levels K of the per-pixel softmax (2..=256).
@@ -72,10 +73,10 @@ pub struct PixelCnnConfig {
     #[config(default = "Architecture::Gated")]
     pub arch: Architecture,
     /// Number of layers, the first (causal "mask A") one included.
-    #[config(default = 8)]
+    #[config(default = 6)]
     pub layers: usize,
     /// Feature channels of each layer.
-    #[config(default = 32)]
+    #[config(default = 16)]
     pub channels: usize,
     /// Kernel size of the first layer (odd).
     #[config(default = 7)]
