@@ -499,7 +499,7 @@ fn vector_conditional_train_sample_interpolate_eval() {
         "--interpolate",
         "0",
         "4",
-        "--steps",
+        "--points",
         "3",
         "--n",
         "2",
@@ -507,7 +507,7 @@ fn vector_conditional_train_sample_interpolate_eval() {
         out_arg,
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    // One row of 2 images per interpolation step.
+    // One row of 2 images per interpolation point.
     let grid = image::open(&out).unwrap();
     assert_eq!((grid.width(), grid.height()), (2 * 34 + 2, 3 * 34 + 2));
     let output = pixelcnn(&[
@@ -564,6 +564,25 @@ fn vector_conditional_train_sample_interpolate_eval() {
         ],
         "there is no vector 10",
     );
+    // --points counts the interpolation's grid rows; --steps is training's alone.
+    let walk = |flag: &'static str, points: &'static str| {
+        vec![
+            "sample",
+            "--run",
+            run_arg,
+            "--condition-file",
+            test_arg,
+            "--interpolate",
+            "0",
+            "4",
+            flag,
+            points,
+            "--out",
+            out_arg,
+        ]
+    };
+    assert_fails_with(&walk("--points", "1"), "--points must be at least 2");
+    assert_fails_with(&walk("--steps", "3"), "unexpected argument '--steps'");
     assert_fails_with(
         &[
             "eval",
@@ -782,14 +801,14 @@ fn autoencoders_train_reconstruct_and_interpolate() {
             "0",
             "--b",
             "5",
-            "--steps",
+            "--points",
             "4",
             "--out",
             walk.to_str().unwrap(),
         ]);
         assert!(output.status.success(), "{arch}: {}", stderr(&output));
         let picture = image::open(&walk).unwrap();
-        // [image a | 4 steps | image b].
+        // [image a | 4 points | image b].
         assert_eq!((picture.width(), picture.height()), (6 * 34 + 2, 34 + 2));
 
         assert_fails_with(
@@ -809,6 +828,22 @@ fn autoencoders_train_reconstruct_and_interpolate() {
                 "x.png",
             ],
             "there is no test image 99",
+        );
+        assert_fails_with(
+            &[
+                "interpolate",
+                "--run",
+                run_arg,
+                "--a",
+                "0",
+                "--b",
+                "5",
+                "--points",
+                "1",
+                "--out",
+                "x.png",
+            ],
+            "--points must be at least 2",
         );
     }
     let plain = dir.path().join("plain");

@@ -53,11 +53,11 @@ pub(crate) struct InterpolateArgs {
     b: usize,
     /// Codes on the line from a's code to b's, both ends included.
     #[arg(long, default_value_t = 8)]
-    steps: usize,
-    /// Rows of decodings (each row draws every step anew).
+    points: usize,
+    /// Rows of decodings (each row draws every point anew).
     #[arg(long, default_value_t = 1)]
     samples: usize,
-    /// Output PNG: rows of [image a | decoded steps... | image b].
+    /// Output PNG: rows of [image a | decoded points... | image b].
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -149,8 +149,8 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
 }
 
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
-    if args.steps < 2 || args.samples == 0 {
-        bail!("--steps must be at least 2 and --samples at least 1");
+    if args.points < 2 || args.samples == 0 {
+        bail!("--points must be at least 2 and --samples at least 1");
     }
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     for index in [args.a, args.b] {
@@ -163,28 +163,28 @@ pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> any
     }
     let ends = ae.codes(&[args.a, args.b], device);
     let (start, end) = (ends.clone().narrow(0, 0, 1), ends.narrow(0, 1, 1));
-    let line: Vec<Tensor<2>> = (0..args.steps)
-        .map(|step| {
-            let t = step as f32 / (args.steps - 1) as f32;
+    let line: Vec<Tensor<2>> = (0..args.points)
+        .map(|point| {
+            let t = point as f32 / (args.points - 1) as f32;
             start.clone() * (1.0 - t) + end.clone() * t
         })
         .collect();
     let codes = Tensor::cat(line, 0).repeat_dim(0, args.samples);
     let mut rng = random::seeded(args.drawing.seed);
-    let count = args.steps * args.samples;
+    let count = args.points * args.samples;
     let decoded = sample(&ae.model, count, Some(codes), ae.options, &mut rng, device);
     let mut tiles = Vec::new();
-    for row in decoded.chunks(args.steps) {
+    for row in decoded.chunks(args.points) {
         tiles.push(ae.test_tile(args.a));
         tiles.extend(row.iter().map(|image| ae.tile(image)));
         tiles.push(ae.test_tile(args.b));
     }
-    let grid = picture::grid(&tiles, args.steps + 2, args.drawing.scale);
+    let grid = picture::grid(&tiles, args.points + 2, args.drawing.scale);
     picture::save_png(&grid, &args.out)?;
     eprintln!(
-        "wrote {} rows of {} steps to {}",
+        "wrote {} rows of {} points to {}",
         args.samples,
-        args.steps,
+        args.points,
         args.out.display()
     );
     Ok(())

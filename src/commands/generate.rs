@@ -37,12 +37,12 @@ pub(crate) struct SampleArgs {
     /// Draw all n images from vector `index` of --condition-file.
     #[arg(long, requires = "condition_file", conflicts_with = "interpolate")]
     index: Option<usize>,
-    /// Walk from vector I to vector J of --condition-file: one grid row of n images per step.
+    /// Walk from vector I to vector J of --condition-file: one grid row of n images per point.
     #[arg(long, num_args = 2, value_names = ["I", "J"], requires = "condition_file")]
     interpolate: Option<Vec<usize>>,
-    /// Steps of --interpolate, both ends included.
-    #[arg(long, default_value_t = 5)]
-    steps: usize,
+    /// Points on the line of --interpolate, both ends included.
+    #[arg(long, default_value_t = 5, requires = "interpolate")]
+    points: usize,
     #[command(flatten)]
     drawing: DrawingArgs,
 }
@@ -114,7 +114,7 @@ pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Resul
 
 /// The conditioning vector of each image to draw and the grid's default number of columns:
 /// `--class C` (n images) or `--class all` (a row of n per class) for a class-conditional
-/// model; `--index i` (n images) or `--interpolate i j` (a row of n per step) of
+/// model; `--index i` (n images) or `--interpolate i j` (a row of n per point) of
 /// `--condition-file` for a vector-conditional one; nothing for an unconditional model.
 pub(crate) fn sample_conditions(
     args: &SampleArgs,
@@ -184,13 +184,13 @@ pub(crate) fn sample_conditions(
             match (args.index, args.interpolate.as_deref()) {
                 (Some(i), _) => Ok((Some(vec![row(i)?.to_vec(); n]), square(n))),
                 (None, Some(&[a, b])) => {
-                    if args.steps < 2 {
-                        bail!("--steps must be at least 2");
+                    if args.points < 2 {
+                        bail!("--points must be at least 2");
                     }
                     let (a, b) = (row(a)?, row(b)?);
-                    let rows = (0..args.steps)
-                        .flat_map(|step| {
-                            let t = step as f32 / (args.steps - 1) as f32;
+                    let rows = (0..args.points)
+                        .flat_map(|point| {
+                            let t = point as f32 / (args.points - 1) as f32;
                             let h: Vec<f32> =
                                 a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
                             std::iter::repeat_n(h, n)
