@@ -7,6 +7,7 @@ use std::path::Path;
 
 use common::{TINY, cifar_records, context_free_bits, f32_bytes, npy, pixelcnn, synthetic_data};
 use pixelcnn::data::{DataSource, Dataset};
+use pixelcnn::model::PixelCnnConfig;
 use std::process::{Command, Output};
 
 fn stderr(output: &Output) -> String {
@@ -670,6 +671,42 @@ fn spatial_condition_map_trains_and_samples() {
         ],
         "--condition-map vector (the run has deconv)",
     );
+}
+
+#[test]
+fn a_new_runs_model_and_the_help_take_the_library_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let output = pixelcnn(&[
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch-size",
+        "8",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    let defaults = PixelCnnConfig::new(4);
+    assert_eq!(config["model"], serde_json::to_value(&defaults).unwrap());
+
+    let help = String::from_utf8(pixelcnn(&["train", "--help"]).stdout).unwrap();
+    for shown in [
+        "[default: gated]".to_string(),
+        format!("the first included [default: {}]", defaults.layers),
+        format!(
+            "Feature channels per layer [default: {}]",
+            defaults.channels
+        ),
+    ] {
+        assert!(help.contains(&shown), "{shown}: {help}");
+    }
 }
 
 #[test]
