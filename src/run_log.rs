@@ -181,3 +181,35 @@ fn append_line(file: &mut File, path: &Path, line: &str) -> Result<(), LogError>
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_log_line_is_named_by_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        std::fs::write(run.losses_path(), "step,train_nats_per_dim\n1,0.5\n2,x\n").unwrap();
+        let error = read_losses(&run).unwrap_err().to_string();
+        assert!(
+            error.ends_with(
+                "losses.csv line 3: not a loss record (step,loss): invalid float literal"
+            ),
+            "{error}"
+        );
+
+        std::fs::write(run.metrics_path(), "{}\n").unwrap();
+        let error = read_metrics(&run).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("metrics.jsonl line 1: not a metrics record"),
+            "{error}"
+        );
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the JSON error is the source"
+        );
+    }
+}
