@@ -4,6 +4,11 @@
 //! Decoders* (arXiv 1606.05328), and its predecessor PixelCNN (arXiv 1601.06759), on burn:
 //! models, training, likelihood evaluation and autoregressive sampling.
 //!
+//! The `pixelcnn` program is behind the default cargo feature `cli`. The library alone
+//! (`default-features = false`) needs none of its dependencies (clap, anyhow, ctrlc); each module
+//! reports failures with its own error type, such as [`train::TrainError`], which wraps those of
+//! the data, checkpoint, log and picture modules it uses.
+//!
 //! ```
 //! use burn::prelude::*;
 //! use pixelcnn::model::PixelCnnConfig;
