@@ -16,7 +16,7 @@
 //! convolutions padded on one side only, never from masked weights.
 //!
 //! The layers work on channels-last maps `[B, H, W, C]`, where every one of these convolutions
-//! is a matrix product (see [`super::channels_last`]).
+//! is a matrix product (see `ops::channels_last`).
 //!
 //! For colour images the horizontal stack sees the pixels strictly to the left through its
 //! convolution, and the current pixel through a separate 1×1 convolution masked by colour group
@@ -35,7 +35,7 @@ use crate::ops::channels_last::{pointwise, to_channels_last, window_conv};
 use crate::ops::gate::gate;
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
-/// [`OutputHead`] that predicts K logits per pixel.
+/// output head that predicts K logits per pixel.
 #[derive(Module, Debug)]
 pub struct GatedPixelCnn {
     pub(crate) layers: Vec<GatedLayer>,
