@@ -44,7 +44,7 @@ enum Command {
     Gif(RunArgs),
     /// Redraw RUN_DIR/loss.png from the run's metrics.
     Plot(RunArgs),
-    /// Time the benchmark model of MODEL_SPEC.md: training step, forward pass, sampling.
+    /// Time the benchmark model of benches/torch/MODEL.md: training step, forward pass, sampling.
     Bench(BenchArgs),
     /// Auto-encoders: each test image beside images decoded from its code.
     Reconstruct(ReconstructArgs),
