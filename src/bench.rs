@@ -1,6 +1,7 @@
-//! Speed measurements of the benchmark model of `benches/torch/MODEL.md` (configs S and P): a training
-//! step, an inference forward pass, and naive against cached sampling. Figures are medians of
-//! repeated runs after warm-up, in milliseconds, printed in the same form as the PyTorch peer.
+//! Speed measurements of the benchmark model of `benches/torch/MODEL.md` (configs S and P): a
+//! training step, an inference forward pass, and naive against cached sampling. Figures are
+//! medians of repeated runs after warm-up, in milliseconds, printed in the same form as the
+//! PyTorch peer.
 
 use std::time::Instant;
 
