@@ -184,3 +184,20 @@ pub fn intensities_to_levels(intensities: Tensor<4>, levels: usize) -> Vec<Vec<u
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intensities_round_to_the_nearest_level_within_range() {
+        let device = Device::flex();
+        // K = 4: levels sit at 0, 1/3, 2/3 and 1.
+        let values = vec![-0.5f32, 0.1, 0.2, 0.5, 0.6, 0.9, 1.0, 7.0];
+        let intensities = Tensor::<4>::from_data(TensorData::new(values, [2, 1, 2, 2]), &device);
+        assert_eq!(
+            intensities_to_levels(intensities, 4),
+            [vec![0, 0, 1, 2], vec![2, 3, 3, 3]]
+        );
+    }
+}
