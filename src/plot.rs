@@ -1,6 +1,6 @@
 //! The loss plot of a run: the training loss of every step (from `losses.csv`), faint, with a
 //! moving average over it, and the validation points of every interval (from `metrics.jsonl`),
-//! in bits/dim against the step. The y axis spans the data, so the curve's shape stays visible
+//! in bits/dim (or, for the MSE-trained auto-encoder, in mean squared error) against the step. The y axis spans the data, so the curve's shape stays visible
 //! once the loss has fallen far below its first values.
 
 use std::path::Path;
@@ -9,6 +9,7 @@ use plotters::prelude::*;
 
 use crate::checkpoint::RunDir;
 use crate::loss::nats_to_bits;
+use crate::model::Objective;
 use crate::picture::{FONT, PictureError, register_font};
 use crate::run_log::{read_losses, read_metrics};
 
@@ -23,14 +24,18 @@ struct Curves {
 }
 
 /// Draws the run's loss plot into a PNG at `path` (800×500).
-pub fn loss_plot(run: &RunDir, path: &Path) -> Result<(), PictureError> {
+pub fn loss_plot(run: &RunDir, objective: Objective, path: &Path) -> Result<(), PictureError> {
+    let in_unit = |loss: f64| match objective {
+        Objective::Nll => nats_to_bits(loss),
+        Objective::Mse => loss,
+    };
     let raw: Vec<(f64, f64)> = read_losses(run)?
         .into_iter()
-        .map(|(step, nats)| (step as f64, nats_to_bits(nats)))
+        .map(|(step, loss)| (step as f64, in_unit(loss)))
         .collect();
     let validation = read_metrics(run)?
         .into_iter()
-        .map(|m| (m.step as f64, m.val_bits_per_dim))
+        .map(|m| (m.step as f64, m.loss.train_and_validation().1))
         .collect();
     let curves = Curves {
         smoothed: moving_average(&raw, SMOOTHING),
@@ -40,7 +45,8 @@ pub fn loss_plot(run: &RunDir, path: &Path) -> Result<(), PictureError> {
     register_font();
     let (width, height) = (800u32, 500u32);
     let mut buffer = vec![0u8; (width * height * 3) as usize];
-    draw(&curves, &mut buffer, (width, height)).map_err(|e| PictureError::Draw(e.to_string()))?;
+    draw(&curves, objective, &mut buffer, (width, height))
+        .map_err(|e| PictureError::Draw(e.to_string()))?;
     let picture =
         image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
     crate::picture::save_png(&picture, path)?;
@@ -88,6 +94,7 @@ fn y_range(curves: &Curves) -> (f64, f64) {
 
 fn draw(
     curves: &Curves,
+    objective: Objective,
     buffer: &mut [u8],
     size: (u32, u32),
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -100,8 +107,12 @@ fn draw(
         .map(|p| p.0)
         .fold(1.0, f64::max);
     let (low, high) = y_range(curves);
+    let (caption, unit) = match objective {
+        Objective::Nll => ("Negative log-likelihood", "bits/dim"),
+        Objective::Mse => ("Mean squared error", "mse per sub-pixel"),
+    };
     let mut chart = ChartBuilder::on(&root)
-        .caption("Negative log-likelihood", (FONT, 22))
+        .caption(caption, (FONT, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -110,7 +121,7 @@ fn draw(
         .configure_mesh()
         .x_desc("step")
         .x_label_formatter(&|step| format!("{step:.0}"))
-        .y_desc("bits/dim")
+        .y_desc(unit)
         .label_style((FONT, 14))
         .draw()?;
     let in_range = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {

@@ -8,9 +8,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{CheckpointError, RunDir, write_atomically};
+use crate::model::Objective;
 use serde::{Deserialize, Serialize};
-
-const LOSSES_HEADER: &str = "step,train_nats_per_dim";
 
 /// Why a run's log could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +41,45 @@ pub enum LogError {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub step: usize,
-    /// Mean training loss since the previous line, in nats per dimension.
-    pub train_nats_per_dim: f64,
-    pub train_bits_per_dim: f64,
-    pub val_bits_per_dim: f64,
+    #[serde(flatten)]
+    pub loss: IntervalLoss,
+}
+
+/// The losses of an interval, named by their unit so that a squared error is never read as a
+/// likelihood.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntervalLoss {
+    /// A likelihood-trained model.
+    Nll {
+        /// Mean training loss since the previous line, in nats per dimension.
+        train_nats_per_dim: f64,
+        train_bits_per_dim: f64,
+        val_bits_per_dim: f64,
+    },
+    /// The MSE-trained auto-encoder: mean squared error per sub-pixel, intensities in `[0, 1]`.
+    Mse { train_mse: f64, val_mse: f64 },
+}
+
+impl IntervalLoss {
+    /// The training and validation figures in the unit of [`Self::unit`].
+    pub fn train_and_validation(&self) -> (f64, f64) {
+        match *self {
+            IntervalLoss::Nll {
+                train_bits_per_dim,
+                val_bits_per_dim,
+                ..
+            } => (train_bits_per_dim, val_bits_per_dim),
+            IntervalLoss::Mse { train_mse, val_mse } => (train_mse, val_mse),
+        }
+    }
+
+    pub fn unit(&self) -> &'static str {
+        match self {
+            IntervalLoss::Nll { .. } => "bits/dim",
+            IntervalLoss::Mse { .. } => "mse",
+        }
+    }
 }
 
 /// Appends one line to `metrics.jsonl`.
@@ -81,19 +115,23 @@ pub struct LossLog {
 }
 
 impl LossLog {
-    /// Opens (or starts, with its header) the run's loss log.
-    pub fn open(run: &RunDir) -> Result<Self, LogError> {
+    /// Opens (or starts, with its header naming the loss) the run's loss log.
+    pub fn open(run: &RunDir, objective: Objective) -> Result<Self, LogError> {
         let path = run.losses_path();
         let fresh = !path.exists();
         let mut file = open_append(&path)?;
         if fresh {
-            append_line(&mut file, &path, LOSSES_HEADER)?;
+            let header = match objective {
+                Objective::Nll => "step,train_nats_per_dim",
+                Objective::Mse => "step,train_mse",
+            };
+            append_line(&mut file, &path, header)?;
         }
         Ok(Self { file, path })
     }
 
-    /// Records the training loss of `step` (counted from 1), in nats per dimension, with every
-    /// digit needed to read back the same `f64`.
+    /// Records the training loss of `step` (counted from 1), in nats per dimension or as a mean
+    /// squared error, with every digit needed to read back the same `f64`.
     pub fn record(&mut self, step: usize, loss: f64) -> Result<(), LogError> {
         append_line(&mut self.file, &self.path, &format!("{step},{loss:?}"))
     }
@@ -105,11 +143,12 @@ pub fn roll_back(run: &RunDir, step: usize) -> Result<(), LogError> {
         serde_json::from_str::<Metrics>(line).is_ok_and(|m| m.step <= step)
     })?;
     keep_lines(&run.losses_path(), |line| {
-        line == LOSSES_HEADER || loss_line_step(line).is_some_and(|s| s <= step)
+        line.starts_with("step,") || loss_line_step(line).is_some_and(|s| s <= step)
     })
 }
 
-/// The per-step losses recorded in `losses.csv`, as `(step, nats per dimension)`.
+/// The per-step losses recorded in `losses.csv`, as `(step, loss)`: nats per dimension, or the
+/// mean squared error of an MSE-trained model.
 pub fn read_losses(run: &RunDir) -> Result<Vec<(usize, f64)>, LogError> {
     let path = run.losses_path();
     read_text(&path)?

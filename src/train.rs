@@ -1,6 +1,8 @@
 //! Maximum-likelihood training (arXiv 1601.06759, Section 5.1): Adam on the mean per-pixel
 //! cross-entropy, with periodic validation in bits/dim, sample grids, and atomic checkpoints
-//! from which an interrupted run resumes exactly where it stopped.
+//! from which an interrupted run resumes exactly where it stopped. The MSE-trained auto-encoder
+//! baseline is trained the same way on the mean squared error, and its losses are logged,
+//! shown and plotted as such, never as a likelihood.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -14,13 +16,15 @@ use rand::seq::SliceRandom;
 use crate::animation::write_progress_gif;
 use crate::checkpoint::{CheckpointError, RunConfig, RunDir, new_optimizer};
 use crate::data::{DataError, ImageSet};
-use crate::evaluate::{Likelihood, evaluate};
-use crate::loss::{mean_nll, nats_to_bits};
-use crate::model::{Conditioning, PixelCnn, PixelCnnConfig, one_hot};
+use crate::evaluate::{Score, score};
+use crate::loss::{mean_nll, nats_to_bits, squared_error};
+use crate::model::{
+    Conditioning, Objective, PixelCnn, PixelCnnConfig, intensities_to_levels, one_hot,
+};
 use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
 use crate::random;
-use crate::run_log::{LogError, LossLog, Metrics, append_metrics, roll_back};
+use crate::run_log::{IntervalLoss, LogError, LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// Validation images scored at each interval.
@@ -40,9 +44,9 @@ pub enum TrainError {
     )]
     NonFiniteGradient { step: usize, parameter: String },
     #[error(
-        "training diverged at step {step}: the validation loss is {bits_per_dim}; the last checkpoint is kept"
+        "training diverged at step {step}: the validation loss is {loss}; the last checkpoint is kept"
     )]
-    NonFiniteValidation { step: usize, bits_per_dim: f64 },
+    NonFiniteValidation { step: usize, loss: f64 },
     /// The data does not fit the model's conditioning.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -138,7 +142,8 @@ pub fn train(
         return Ok(Outcome::Finished { step, last: None });
     }
 
-    let mut losses = LossLog::open(run)?;
+    let objective = config.model.arch.objective();
+    let mut losses = LossLog::open(run, objective)?;
     let progress = progress_bar(step, config.steps);
     let mut order = BatchOrder::new(config.seed, train_set.len(), batch_size);
     let mut window = LossWindow::default();
@@ -153,8 +158,7 @@ pub fn train(
         let indices = order.batch(step);
         let targets = train_set.batch(indices, config.model.levels, &training_device);
         let condition = train_set.condition(indices, config.model.conditioning, &training_device);
-        let logits = model.forward_conditioned(targets.clone(), condition.as_ref());
-        let loss = mean_nll(logits, targets);
+        let loss = batch_loss(&model, &config.model, targets, condition.as_ref());
         let loss_value = loss.clone().into_scalar::<f64>();
         if !loss_value.is_finite() {
             progress.abandon();
@@ -178,17 +182,18 @@ pub fn train(
         let images_per_second = batch_size as f64 / started.elapsed().as_secs_f64();
         progress.set_position(step as u64);
         progress.set_message(format!(
-            "loss {:.4} bits/dim, {images_per_second:.0} img/s",
-            nats_to_bits(loss_value)
+            "loss {}, {images_per_second:.0} img/s",
+            in_unit(objective, loss_value)
         ));
         if step % config.interval == 0 || step == config.steps {
             progress.suspend(|| -> Result<(), TrainError> {
                 let metrics =
                     finish_interval(run, config, step, &model, &validation, &mut window, device)?;
                 run.save_checkpoint(step, &config.model, &model, &optimizer)?;
+                let (train, validation) = metrics.loss.train_and_validation();
+                let unit = metrics.loss.unit();
                 eprintln!(
-                    "step {step}: train {:.4} bits/dim, validation {:.4} bits/dim",
-                    metrics.train_bits_per_dim, metrics.val_bits_per_dim
+                    "step {step}: train {train:.4} {unit}, validation {validation:.4} {unit}"
                 );
                 last = Some(metrics);
                 Ok(())
@@ -211,23 +216,30 @@ fn finish_interval(
 ) -> Result<Metrics, TrainError> {
     let inference = model.valid();
     let levels = config.model.levels;
-    let Likelihood { bits_per_dim, .. } = evaluate(
+    let validation_score = score(
         &inference,
         &config.model,
         validation,
         VALIDATION_LIMIT,
         device,
     );
-    if !bits_per_dim.is_finite() {
-        return Err(TrainError::NonFiniteValidation { step, bits_per_dim });
+    if !validation_score.value().is_finite() {
+        let loss = validation_score.value();
+        return Err(TrainError::NonFiniteValidation { step, loss });
     }
-    let train_nats = window.take_mean();
-    let metrics = Metrics {
-        step,
-        train_nats_per_dim: train_nats,
-        train_bits_per_dim: nats_to_bits(train_nats),
-        val_bits_per_dim: bits_per_dim,
+    let train = window.take_mean();
+    let loss = match validation_score {
+        Score::Likelihood(likelihood) => IntervalLoss::Nll {
+            train_nats_per_dim: train,
+            train_bits_per_dim: nats_to_bits(train),
+            val_bits_per_dim: likelihood.bits_per_dim,
+        },
+        Score::SquaredError(error) => IntervalLoss::Mse {
+            train_mse: train,
+            val_mse: error.mse,
+        },
     };
+    let metrics = Metrics { step, loss };
     append_metrics(run, &metrics)?;
     let options = SamplingOptions {
         levels,
@@ -239,8 +251,16 @@ fn finish_interval(
     };
     let (count, condition, columns) =
         grid_conditions(&inference, &config.model, validation, device);
-    let mut rng = random::seeded(GRID_SEED);
-    let images = sample(&inference, count, condition, options, &mut rng, device);
+    let decoded = condition
+        .clone()
+        .and_then(|code| inference.decode_intensities(code));
+    let images = match decoded {
+        Some(intensities) => intensities_to_levels(intensities, levels),
+        None => {
+            let mut rng = random::seeded(GRID_SEED);
+            sample(&inference, count, condition, options, &mut rng, device)
+        }
+    };
     let tiles: Vec<_> = images
         .iter()
         .map(|image| picture::levels_tile(image, levels, options.height, options.width))
@@ -249,7 +269,7 @@ fn finish_interval(
     picture::save_png(&grid, &run.samples_path(step))?;
     picture::save_png(&grid, &run.root().join("samples.png"))?;
     write_progress_gif(run)?;
-    loss_plot(run, &run.loss_plot_path())?;
+    loss_plot(run, config.model.arch.objective(), &run.loss_plot_path())?;
     Ok(metrics)
 }
 
@@ -283,6 +303,31 @@ fn grid_conditions(
             let condition = validation.condition(&first, conditioning, device);
             (first.len(), condition, 4)
         }
+    }
+}
+
+/// The loss of one batch: the mean NLL per sub-pixel in nats, or the mean squared error of an
+/// MSE-trained auto-encoder's reconstructions.
+fn batch_loss(
+    model: &PixelCnn,
+    config: &PixelCnnConfig,
+    targets: Tensor<4, Int>,
+    condition: Option<&Tensor<2>>,
+) -> Tensor<1> {
+    match model.intensities(targets.clone()) {
+        Some(intensities) => squared_error(intensities, targets, config.levels).mean(),
+        None => mean_nll(
+            model.forward_conditioned(targets.clone(), condition),
+            targets,
+        ),
+    }
+}
+
+/// A training loss for the progress bar, named by its unit.
+fn in_unit(objective: Objective, loss: f64) -> String {
+    match objective {
+        Objective::Nll => format!("{:.4} bits/dim", nats_to_bits(loss)),
+        Objective::Mse => format!("{loss:.5} mse"),
     }
 }
 

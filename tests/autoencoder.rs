@@ -1,10 +1,17 @@
-//! The PixelCNN auto-encoder and its deconvolutional baseline: training reaches the encoder.
+//! The PixelCNN auto-encoder and its deconvolutional baselines: training reaches the encoder,
+//! and the MSE-trained baseline learns to reconstruct.
+
+use std::sync::atomic::AtomicBool;
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use pixelcnn::checkpoint::new_optimizer;
+use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
+use pixelcnn::data::ImageSet;
+use pixelcnn::evaluate::{SquaredError, evaluate_mse};
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::{Architecture, Latent, PixelCnn, PixelCnnConfig};
+use pixelcnn::run_log::{IntervalLoss, Metrics};
+use pixelcnn::train::{Outcome, train};
 
 fn autoencoder(arch: Architecture, device: &Device) -> PixelCnn {
     PixelCnnConfig::new(4)
@@ -65,4 +72,111 @@ fn the_deconvolutional_decoder_ignores_the_pixels_given_a_code() {
     let first = logits(zeros);
     assert_eq!(first.len(), 4 * 64);
     assert_eq!(first, logits(threes));
+}
+
+/// 8×8 images of a bright 4×4 square at one of 16 places on a dark background.
+fn squares(count: usize) -> ImageSet {
+    let pixels = (0..count)
+        .flat_map(|i| {
+            let (oy, ox) = (i % 4, (i / 4) % 4);
+            (0..64).map(move |p| {
+                let (y, x) = (p / 8, p % 8);
+                let inside = (oy..oy + 4).contains(&y) && (ox..ox + 4).contains(&x);
+                if inside { 250 } else { 10 }
+            })
+        })
+        .collect();
+    ImageSet {
+        channels: 1,
+        height: 8,
+        width: 8,
+        pixels,
+        labels: None,
+        embeddings: None,
+    }
+}
+
+/// The mean squared error on `eval`, intensities level/(K−1), of predicting every image as the
+/// mean image of `train`.
+fn mean_image_mse(train: &ImageSet, eval: &ImageSet, levels: usize) -> f64 {
+    let x = |set: &ImageSet, i: usize| -> Vec<f64> {
+        let top = (levels - 1) as f64;
+        set.levels(i, levels)
+            .iter()
+            .map(|&l| l as f64 / top)
+            .collect()
+    };
+    let mut mean = vec![0.0; 64];
+    for i in 0..train.len() {
+        for (m, v) in mean.iter_mut().zip(x(train, i)) {
+            *m += v / train.len() as f64;
+        }
+    }
+    let total: f64 = (0..eval.len())
+        .flat_map(|i| x(eval, i).into_iter().zip(mean.clone()))
+        .map(|(v, m)| (v - m) * (v - m))
+        .sum();
+    total / (eval.len() * 64) as f64
+}
+
+#[test]
+fn the_mse_autoencoder_reconstructs_clearly_better_than_the_mean_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    run.create().unwrap();
+    let config = RunConfig {
+        model: PixelCnnConfig::new(4)
+            .with_arch(Architecture::AutoencoderMse)
+            .with_channels(8)
+            .with_latent(Some(Latent {
+                dim: 4,
+                height: 8,
+                width: 8,
+            })),
+        batch_size: 16,
+        learning_rate: 1e-2,
+        seed: 0,
+        steps: 150,
+        interval: 75,
+        dataset: Default::default(),
+        data_dir: None,
+        image_size: None,
+        condition_file: None,
+        image_height: 8,
+        image_width: 8,
+    };
+    let (train_set, validation) = (squares(160), squares(32));
+    let baseline = mean_image_mse(&train_set, &validation, 4);
+    let data = (train_set, validation.clone());
+    let outcome = train(
+        &run,
+        &config,
+        data,
+        false,
+        &Device::flex(),
+        &AtomicBool::new(false),
+    );
+    let Ok(Outcome::Finished {
+        last:
+            Some(Metrics {
+                loss: IntervalLoss::Mse { train_mse, val_mse },
+                ..
+            }),
+        ..
+    }) = outcome
+    else {
+        panic!("unexpected outcome {outcome:?}");
+    };
+    let device = Device::flex();
+    let model = run.load_checkpoint_for(&config, &device).unwrap().model;
+    let SquaredError { images, mse } =
+        evaluate_mse(&model, &config.model, &validation, 100, &device);
+    eprintln!("train {train_mse}, validation {val_mse} = {mse}; mean image {baseline}");
+    assert_eq!(images, 32);
+    assert!((mse - val_mse).abs() < 1e-6, "{mse} vs {val_mse}");
+    // Measured: 0.0126 after 150 steps, where the mean image scores 0.132.
+    assert!(
+        mse < 0.25 * baseline,
+        "validation MSE {mse}, not clearly below the {baseline} of the mean image"
+    );
 }

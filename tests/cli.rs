@@ -778,7 +778,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
     std::fs::create_dir(&data).unwrap();
     synthetic_data(&data, 8, 40, 10);
     let data_arg = data.to_str().unwrap();
-    for arch in ["autoencoder", "autoencoder-deconv"] {
+    for arch in ["autoencoder", "autoencoder-deconv", "autoencoder-mse"] {
         let run = dir.path().join(arch);
         let run_arg = run.to_str().unwrap();
         let mut args = vec![
@@ -797,6 +797,11 @@ fn autoencoders_train_reconstruct_and_interpolate() {
         assert!(output.status.success(), "{arch}: {}", stderr(&output));
         let output = pixelcnn(&["eval", "--run", run_arg, "--json"]);
         assert!(output.status.success(), "{arch}: {}", stderr(&output));
+        let score: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        // The MSE-trained baseline has an error and no likelihood; the others the reverse.
+        let mse = arch == "autoencoder-mse";
+        assert_eq!(score["mse"].is_f64(), mse, "{arch}: {score}");
+        assert_eq!(score["bits_per_dim"].is_f64(), !mse, "{arch}: {score}");
 
         let reconstruct = |name: &str, seed: &str| {
             let path = dir.path().join(format!("{arch}-{name}"));
@@ -1131,4 +1136,86 @@ fn image_folder_trains_in_grayscale_or_colour() {
         ],
         "--dataset folder needs --image-size",
     );
+}
+
+#[test]
+fn the_mse_autoencoder_logs_resumes_and_is_scored_as_mse() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let run = dir.path().join("mse");
+    let run_arg = run.to_str().unwrap();
+    let train = |args: &[&str]| {
+        let output = pixelcnn(&[&["train", "--out", run_arg], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    let data_arg = data.to_str().unwrap();
+    let arch = [
+        "--data-dir",
+        data_arg,
+        "--arch",
+        "autoencoder-mse",
+        "--latent-dim",
+        "4",
+    ];
+    let first = train(&[&arch[..], TINY].concat());
+    assert!(
+        first.contains("validation") && first.contains("mse"),
+        "{first}"
+    );
+    assert!(!first.contains("bits"), "{first}");
+    let resumed = train(&["--resume", "--steps", "6"]);
+    assert!(resumed.contains("step 6: train"), "{resumed}");
+    let losses = std::fs::read_to_string(run.join("losses.csv")).unwrap();
+    let steps: Vec<&str> = losses
+        .lines()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(steps, ["step", "1", "2", "3", "4", "5", "6"], "{losses}");
+    assert!(losses.starts_with("step,train_mse\n"), "{losses}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    for line in metrics.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(record["val_mse"].as_f64().unwrap() < 1.0, "{line}");
+        assert!(!line.contains("bits") && !line.contains("nats"), "{line}");
+    }
+    let text = pixelcnn(&["eval", "--run", run_arg]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("10 test images: mean squared error"),
+        "{text}"
+    );
+    assert_fails_with(
+        &["eval", "--run", run_arg, "--heatmap", "x.png"],
+        "an MSE-trained auto-encoder has no likelihood",
+    );
+    // Decoding is deterministic: the 3 decodings of each code are one picture repeated.
+    let out = dir.path().join("reconstructions.png");
+    let output = pixelcnn(&[
+        "reconstruct",
+        "--run",
+        run_arg,
+        "--n",
+        "2",
+        "--samples",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let picture = image::open(&out).unwrap().to_rgb8();
+    use image::GenericImageView;
+    let tile = |row: u32, column: u32| {
+        picture
+            .view(2 + column * 34, 2 + row * 34, 32, 32)
+            .to_image()
+    };
+    for row in 0..2 {
+        assert_eq!(tile(row, 1), tile(row, 2));
+        assert_eq!(tile(row, 1), tile(row, 3));
+    }
 }

@@ -11,7 +11,7 @@ use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::spatial::Deconvolution;
 use pixelcnn::model::{Conditioning, PixelCnnConfig, SpatialMap, one_hot};
-use pixelcnn::run_log::Metrics;
+use pixelcnn::run_log::{IntervalLoss, Metrics};
 use pixelcnn::train::{Outcome, train};
 use rand::Rng;
 
@@ -193,9 +193,13 @@ fn train_toy(config: &RunConfig, validation: &ImageSet) -> (tempfile::TempDir, f
     )
     .unwrap();
     let Outcome::Finished {
-        last: Some(Metrics {
-            val_bits_per_dim, ..
-        }),
+        last:
+            Some(Metrics {
+                loss: IntervalLoss::Nll {
+                    val_bits_per_dim, ..
+                },
+                ..
+            }),
         ..
     } = outcome
     else {

@@ -10,7 +10,7 @@ use common::context_free_bits;
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::{DataSource, ImageSet};
 use pixelcnn::model::PixelCnnConfig;
-use pixelcnn::run_log::Metrics;
+use pixelcnn::run_log::{IntervalLoss, Metrics};
 use pixelcnn::train::{Outcome, train};
 
 /// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
@@ -101,9 +101,13 @@ fn a_short_training_run_lowers_the_loss_clearly_below_a_context_free_model() {
     let outcome = train_run(&run, &config(300, 100), false);
     let Outcome::Finished {
         step: 300,
-        last: Some(Metrics {
-            val_bits_per_dim, ..
-        }),
+        last:
+            Some(Metrics {
+                loss: IntervalLoss::Nll {
+                    val_bits_per_dim, ..
+                },
+                ..
+            }),
     } = outcome
     else {
         panic!("unexpected outcome {outcome:?}");

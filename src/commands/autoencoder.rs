@@ -1,4 +1,6 @@
-//! `pixelcnn reconstruct` and `pixelcnn interpolate`: pictures of an auto-encoder's codes.
+//! `pixelcnn reconstruct` and `pixelcnn interpolate`: pictures of an auto-encoder's codes. A
+//! likelihood-trained decoder draws each decoding; the MSE-trained one decodes its intensities
+//! deterministically, rounded to the nearest level, so its repeated decodings are identical.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +9,7 @@ use burn::prelude::{Device, Int, Tensor, TensorData};
 use clap::Args;
 use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::ImageSet;
-use pixelcnn::model::PixelCnn;
+use pixelcnn::model::{PixelCnn, intensities_to_levels};
 use pixelcnn::picture;
 use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
@@ -16,7 +18,7 @@ use super::{DrawingArgs, open_run, sampling_options, test_images};
 
 #[derive(Args)]
 pub(crate) struct ReconstructArgs {
-    /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
+    /// Run folder of an auto-encoder (--arch autoencoder, autoencoder-deconv or autoencoder-mse).
     #[arg(long)]
     run: PathBuf,
     /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
@@ -26,7 +28,7 @@ pub(crate) struct ReconstructArgs {
     /// Number of test images.
     #[arg(long, default_value_t = 8)]
     n: usize,
-    /// Images decoded from each code.
+    /// Images decoded from each code (an MSE-trained auto-encoder repeats its one decoding).
     #[arg(long, default_value_t = 4)]
     samples: usize,
     /// Output PNG: one row per test image, [original | decoded...].
@@ -38,7 +40,7 @@ pub(crate) struct ReconstructArgs {
 
 #[derive(Args)]
 pub(crate) struct InterpolateArgs {
-    /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
+    /// Run folder of an auto-encoder (--arch autoencoder, autoencoder-deconv or autoencoder-mse).
     #[arg(long)]
     run: PathBuf,
     /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
@@ -54,7 +56,8 @@ pub(crate) struct InterpolateArgs {
     /// Codes on the line from a's code to b's, both ends included.
     #[arg(long, default_value_t = 8)]
     points: usize,
-    /// Rows of decodings (each row draws every point anew).
+    /// Rows of decodings (each row draws every point anew; an MSE-trained auto-encoder repeats
+    /// its one row).
     #[arg(long, default_value_t = 1)]
     samples: usize,
     /// Output PNG: rows of [image a | decoded points... | image b].
@@ -81,6 +84,24 @@ impl AutoEncoderRun {
             .expect("checked: the run is an auto-encoder")
     }
 
+    /// The decodings of `codes` `[N, m]`: drawn from p(x|h), or an MSE-trained auto-encoder's
+    /// intensities rounded to the nearest level.
+    fn decode(&self, codes: Tensor<2>, seed: u64, device: &Device) -> Vec<Vec<u8>> {
+        if let Some(intensities) = self.model.decode_intensities(codes.clone()) {
+            return intensities_to_levels(intensities, self.options.levels);
+        }
+        let [count, _] = codes.dims();
+        let mut rng = random::seeded(seed);
+        sample(
+            &self.model,
+            count,
+            Some(codes),
+            self.options,
+            &mut rng,
+            device,
+        )
+    }
+
     fn tile(&self, image: &[u8]) -> image::RgbImage {
         let o = &self.options;
         picture::levels_tile(image, o.levels, o.height, o.width)
@@ -101,7 +122,7 @@ pub(crate) fn open_autoencoder(
     let options = sampling_options(&config, drawing)?;
     if config.model.latent.is_none() {
         bail!(
-            "{} is not an auto-encoder run: train one with --arch autoencoder or autoencoder-deconv",
+            "{} is not an auto-encoder run: train one with --arch autoencoder, autoencoder-deconv or autoencoder-mse",
             run.display()
         );
     }
@@ -128,15 +149,7 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
     let codes = ae
         .codes(&indices, device)
         .select(0, index_tensor(&sources, device));
-    let mut rng = random::seeded(args.drawing.seed);
-    let decoded = sample(
-        &ae.model,
-        sources.len(),
-        Some(codes),
-        ae.options,
-        &mut rng,
-        device,
-    );
+    let decoded = ae.decode(codes, args.drawing.seed, device);
     let mut tiles = Vec::new();
     for (index, drawn) in indices.iter().zip(decoded.chunks(args.samples)) {
         tiles.push(ae.test_tile(*index));
@@ -170,9 +183,7 @@ pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> any
         })
         .collect();
     let codes = Tensor::cat(line, 0).repeat_dim(0, args.samples);
-    let mut rng = random::seeded(args.drawing.seed);
-    let count = args.points * args.samples;
-    let decoded = sample(&ae.model, count, Some(codes), ae.options, &mut rng, device);
+    let decoded = ae.decode(codes, args.drawing.seed, device);
     let mut tiles = Vec::new();
     for row in decoded.chunks(args.points) {
         tiles.push(ae.test_tile(args.a));

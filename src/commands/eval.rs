@@ -1,10 +1,13 @@
-//! `pixelcnn eval`: test-set likelihood, and per-pixel NLL heat maps.
+//! `pixelcnn eval`: test-set likelihood, and per-pixel NLL heat maps; for the MSE-trained
+//! auto-encoder, which has no likelihood, its mean squared error.
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::evaluate::{evaluate, heatmap};
+use pixelcnn::evaluate::{Score, heatmap, score};
+use pixelcnn::model::Objective;
 use pixelcnn::picture;
 
 use super::{open_run, test_images};
@@ -31,10 +34,13 @@ pub(crate) struct EvalArgs {
 
 pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
+    if args.heatmap.is_some() && config.model.arch.objective() == Objective::Mse {
+        bail!("--heatmap shows per-pixel NLL, and an MSE-trained auto-encoder has no likelihood");
+    }
     let checkpoint = run.load_checkpoint_for(&config, device)?;
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     test.check_conditioning(checkpoint.config.conditioning)?;
-    let result = evaluate(
+    let result = score(
         &checkpoint.model,
         &checkpoint.config,
         &test,
@@ -44,10 +50,16 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
-        println!(
-            "{} test images: {:.2} nats per image, {:.4} bits/dim",
-            result.images, result.nll_nats, result.bits_per_dim
-        );
+        match result {
+            Score::Likelihood(l) => println!(
+                "{} test images: {:.2} nats per image, {:.4} bits/dim",
+                l.images, l.nll_nats, l.bits_per_dim
+            ),
+            Score::SquaredError(e) => println!(
+                "{} test images: mean squared error {:.5} per sub-pixel (intensities in [0, 1]); no likelihood",
+                e.images, e.mse
+            ),
+        }
     }
     if let Some(path) = args.heatmap {
         let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();

@@ -138,8 +138,8 @@ pub(crate) fn gif_command(args: RunArgs) -> anyhow::Result<()> {
 
 /// `pixelcnn plot`: redraws the run's loss plot.
 pub(crate) fn plot_command(args: RunArgs) -> anyhow::Result<()> {
-    let run = open_run(&args.run)?.0;
-    loss_plot(&run, &run.loss_plot_path())?;
+    let (run, config) = open_run(&args.run)?;
+    loss_plot(&run, config.model.arch.objective(), &run.loss_plot_path())?;
     eprintln!("wrote {}", run.loss_plot_path().display());
     Ok(())
 }

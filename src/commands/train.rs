@@ -250,7 +250,11 @@ impl DataChoice {
 pub(crate) fn latent(m: &ModelArgs, train_set: &ImageSet) -> Option<Latent> {
     let autoencoder = matches!(
         m.arch,
-        Some(Architecture::Autoencoder | Architecture::AutoencoderDeconv)
+        Some(
+            Architecture::Autoencoder
+                | Architecture::AutoencoderDeconv
+                | Architecture::AutoencoderMse
+        )
     );
     (autoencoder || m.latent_dim.is_some()).then(|| Latent {
         dim: m.latent_dim.unwrap_or(16),

@@ -1,8 +1,17 @@
 //! The PixelCNN auto-encoder of arXiv 1606.05328, Section 2.4: a convolutional encoder maps an
 //! image x to a code h = f(x) of m numbers, and a conditional Gated PixelCNN models p(x|h) as
-//! the decoder; both are trained together by maximising the likelihood of x. The baseline
-//! replaces the PixelCNN by a deconvolutional decoder that predicts every pixel's K-way softmax
-//! from h alone, trained with the same loss, as the paper compares.
+//! the decoder; both are trained together by maximising the likelihood of x.
+//!
+//! Two baselines replace the PixelCNN by a deconvolutional decoder that sees h alone:
+//! - `autoencoder-deconv` predicts every pixel's K-way softmax and is trained by the same
+//!   likelihood, so that its negative log-likelihood compares directly with the PixelCNN
+//!   auto-encoder's (this comparison is ours, not the paper's);
+//! - `autoencoder-mse` predicts every sub-pixel's intensity on the network's input scale
+//!   x = level/(K−1) and is trained to minimise the mean squared error, the convolutional
+//!   auto-encoder of the paper's Section 3.4. It has no likelihood: it is scored by its error.
+//!
+//! Both baselines share one decoder, [`DeconvAutoEncoder`], which differs only in its number of
+//! outputs per pixel.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -94,20 +103,22 @@ impl AutoEncoder {
     }
 }
 
-/// Encoder + deconvolutional decoder: every pixel's softmax from h alone.
+/// Encoder + deconvolutional decoder: every pixel's outputs from h alone — K logits for the
+/// likelihood-trained baseline, one intensity per colour for the MSE-trained one.
 #[derive(Module, Debug)]
 pub struct DeconvAutoEncoder {
     pub(crate) encoder: Encoder,
     project: Linear,
     upsample: ConvTranspose2d,
-    logits: ConvTranspose2d,
+    output: ConvTranspose2d,
     channels: usize,
     reduced: [usize; 2],
     size: [usize; 2],
 }
 
 impl DeconvAutoEncoder {
-    pub fn new(config: &PixelCnnConfig, latent: Latent, device: &Device) -> Self {
+    /// A decoder with `outputs` values per pixel.
+    pub fn new(config: &PixelCnnConfig, latent: Latent, outputs: usize, device: &Device) -> Self {
         let c = config.channels;
         let reduced = latent.reduced();
         let transposed = |from: usize, to: usize| {
@@ -120,20 +131,24 @@ impl DeconvAutoEncoder {
             encoder: Encoder::new(config, latent, device),
             project: LinearConfig::new(latent.dim, 2 * c * reduced[0] * reduced[1]).init(device),
             upsample: transposed(2 * c, c),
-            logits: transposed(c, config.levels),
+            output: transposed(c, outputs),
             channels: 2 * c,
             reduced,
             size: [latent.height, latent.width],
         }
     }
 
-    /// Logits `[B, K, H, W]` from h = `code`, or from h = f(x) when no code is given. The
-    /// pixels' distributions do not depend on each other.
+    /// Outputs `[B, outputs, H, W]` from h = `code`, or from h = f(x) when no code is given:
+    /// each pixel's from h alone, independently of the other pixels.
     pub fn forward(&self, levels: Tensor<4, Int>, code: Option<&Tensor<2>>) -> Tensor<4> {
-        let h = match code {
-            Some(h) => h.clone(),
-            None => self.encoder.forward(levels),
-        };
+        match code {
+            Some(h) => self.decode(h.clone()),
+            None => self.decode(self.encoder.forward(levels)),
+        }
+    }
+
+    /// Outputs `[B, outputs, H, W]` of the codes h `[B, m]`.
+    pub fn decode(&self, h: Tensor<2>) -> Tensor<4> {
         let [batch, _] = h.dims();
         let map = relu(self.project.forward(h)).reshape([
             batch,
@@ -141,9 +156,48 @@ impl DeconvAutoEncoder {
             self.reduced[0],
             self.reduced[1],
         ]);
-        self.logits
+        self.output
             .forward(relu(self.upsample.forward(map)))
             .narrow(2, 0, self.size[0])
             .narrow(3, 0, self.size[1])
+    }
+}
+
+/// Levels `0..K` of decoded intensities `[B, C, H, W]` on the input scale x = level/(K−1): each
+/// rounded to the nearest level, one image per row.
+pub fn intensities_to_levels(intensities: Tensor<4>, levels: usize) -> Vec<Vec<u8>> {
+    let [batch, ..] = intensities.dims();
+    let top = (levels - 1) as f32;
+    let values: Vec<f32> = intensities
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("intensities are floats");
+    let per_image = values.len() / batch.max(1);
+    values
+        .chunks(per_image.max(1))
+        .map(|image| {
+            image
+                .iter()
+                .map(|x| (x * top).round().clamp(0.0, top) as u8)
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intensities_round_to_the_nearest_level_within_range() {
+        let device = Device::flex();
+        // K = 4: levels sit at 0, 1/3, 2/3 and 1.
+        let values = vec![-0.5f32, 0.1, 0.2, 0.5, 0.6, 0.9, 1.0, 7.0];
+        let intensities = Tensor::<4>::from_data(TensorData::new(values, [2, 1, 2, 2]), &device);
+        assert_eq!(
+            intensities_to_levels(intensities, 4),
+            [vec![0, 0, 1, 2], vec![2, 3, 3, 3]]
+        );
     }
 }

@@ -19,7 +19,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use autoencoder::{AutoEncoder, DeconvAutoEncoder, Latent};
+pub use autoencoder::{AutoEncoder, DeconvAutoEncoder, Latent, intensities_to_levels};
 pub use gated::GatedPixelCnn;
 pub use masked::MaskedPixelCnn;
 pub use size::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, MAX_PARAMETERS};
@@ -36,8 +36,32 @@ pub enum Architecture {
     Pixelcnn,
     /// Auto-encoder: a convolutional encoder and a conditional Gated PixelCNN decoder.
     Autoencoder,
-    /// Baseline auto-encoder: the same encoder and a deconvolutional decoder.
+    /// Baseline auto-encoder: the same encoder and a deconvolutional decoder, trained by the
+    /// likelihood so that its NLL compares with the PixelCNN auto-encoder's.
     AutoencoderDeconv,
+    /// The paper's convolutional auto-encoder: the deconvolutional decoder predicts intensities,
+    /// trained to minimise the mean squared error.
+    #[serde(rename = "autoencoder-mse")]
+    AutoencoderMse,
+}
+
+/// What training minimises, which also decides how a model is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// The negative log-likelihood of a per-pixel softmax, in nats (reported in bits/dim).
+    Nll,
+    /// The mean squared error of intensities on the input scale x = level/(K−1).
+    Mse,
+}
+
+impl Architecture {
+    pub fn objective(self) -> Objective {
+        match self {
+            Architecture::AutoencoderMse => Objective::Mse,
+            _ => Objective::Nll,
+        }
+    }
 }
 
 /// What a model is conditioned on (arXiv 1606.05328, Section 2.3): p(x|h) = Π p(x_i | x_<i, h).
@@ -111,6 +135,7 @@ pub enum PixelCnn {
     Masked(MaskedPixelCnn),
     AutoEncoder(AutoEncoder),
     DeconvAutoEncoder(DeconvAutoEncoder),
+    MseAutoEncoder(DeconvAutoEncoder),
 }
 
 impl PixelCnnConfig {
@@ -151,13 +176,15 @@ impl PixelCnnConfig {
         }
         let autoencoder = matches!(
             self.arch,
-            Architecture::Autoencoder | Architecture::AutoencoderDeconv
+            Architecture::Autoencoder
+                | Architecture::AutoencoderDeconv
+                | Architecture::AutoencoderMse
         );
         match self.latent {
             None if autoencoder => return Err("an auto-encoder needs a code size".into()),
             Some(_) if !autoencoder => {
                 return Err(
-                    "a code size (--latent-dim) needs --arch autoencoder or autoencoder-deconv"
+                    "a code size (--latent-dim) needs --arch autoencoder, autoencoder-deconv or autoencoder-mse"
                         .into(),
                 );
             }
@@ -200,6 +227,13 @@ impl PixelCnnConfig {
             Architecture::AutoencoderDeconv => PixelCnn::DeconvAutoEncoder(DeconvAutoEncoder::new(
                 self,
                 self.expect_latent(),
+                self.levels,
+                device,
+            )),
+            Architecture::AutoencoderMse => PixelCnn::MseAutoEncoder(DeconvAutoEncoder::new(
+                self,
+                self.expect_latent(),
+                self.input_channels,
                 device,
             )),
         }
@@ -233,6 +267,10 @@ impl PixelCnn {
     /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` given, for a conditional
     /// model, the conditioning vectors h `[B, d]`. For an auto-encoder h is the code: without
     /// one, the encoder computes it from the images themselves.
+    ///
+    /// # Panics
+    ///
+    /// For an MSE-trained auto-encoder, which has no distribution: see [`Self::intensities`].
     pub fn forward_conditioned(
         &self,
         levels: Tensor<4, Int>,
@@ -243,6 +281,28 @@ impl PixelCnn {
             PixelCnn::Masked(model) => model.forward(levels),
             PixelCnn::AutoEncoder(model) => model.forward(levels, condition),
             PixelCnn::DeconvAutoEncoder(model) => model.forward(levels, condition).unsqueeze_dim(1),
+            PixelCnn::MseAutoEncoder(_) => {
+                panic!("an MSE-trained auto-encoder predicts intensities, not logits")
+            }
+        }
+    }
+
+    /// For an MSE-trained auto-encoder, its reconstructions `[B, C, H, W]` of images of levels
+    /// `[B, C, H, W]`, as intensities on the input scale x = level/(K−1); `None` for other
+    /// models.
+    pub fn intensities(&self, levels: Tensor<4, Int>) -> Option<Tensor<4>> {
+        match self {
+            PixelCnn::MseAutoEncoder(model) => Some(model.forward(levels, None)),
+            _ => None,
+        }
+    }
+
+    /// For an MSE-trained auto-encoder, the intensities `[B, C, H, W]` decoded from the codes h
+    /// `[B, m]`; `None` for other models.
+    pub fn decode_intensities(&self, code: Tensor<2>) -> Option<Tensor<4>> {
+        match self {
+            PixelCnn::MseAutoEncoder(model) => Some(model.decode(code)),
+            _ => None,
         }
     }
 
@@ -250,7 +310,9 @@ impl PixelCnn {
     pub fn encode(&self, levels: Tensor<4, Int>) -> Option<Tensor<2>> {
         match self {
             PixelCnn::AutoEncoder(model) => Some(model.encoder.forward(levels)),
-            PixelCnn::DeconvAutoEncoder(model) => Some(model.encoder.forward(levels)),
+            PixelCnn::DeconvAutoEncoder(model) | PixelCnn::MseAutoEncoder(model) => {
+                Some(model.encoder.forward(levels))
+            }
             _ => None,
         }
     }

@@ -29,7 +29,12 @@ impl PixelCnnConfig {
                 encoder(self),
                 gated(self, self.latent.map(|latent| latent.dim)),
             ]),
-            Architecture::AutoencoderDeconv => total(&[encoder(self), deconv_decoder(self)]),
+            Architecture::AutoencoderDeconv => {
+                total(&[encoder(self), deconv_decoder(self, n(self.levels))])
+            }
+            Architecture::AutoencoderMse => {
+                total(&[encoder(self), deconv_decoder(self, n(self.input_channels))])
+            }
         };
         u64::try_from(count).unwrap_or(u64::MAX)
     }
@@ -165,8 +170,8 @@ fn encoder(config: &PixelCnnConfig) -> Count {
     ])
 }
 
-/// The baseline auto-encoder's deconvolutional decoder.
-fn deconv_decoder(config: &PixelCnnConfig) -> Count {
+/// The baseline auto-encoders' deconvolutional decoder, with `outputs` values per pixel.
+fn deconv_decoder(config: &PixelCnnConfig, outputs: Count) -> Count {
     let Some(latent) = config.latent else {
         return 0;
     };
@@ -175,7 +180,7 @@ fn deconv_decoder(config: &PixelCnnConfig) -> Count {
     total(&[
         linear(n(latent.dim), product(&[2, c, reduced])),
         transposed(product(&[2, c]), c),
-        transposed(c, n(config.levels)),
+        transposed(c, outputs),
     ])
 }
 
@@ -257,6 +262,9 @@ mod tests {
                 .with_spatial(Some(map)),
             base.clone()
                 .with_arch(Architecture::AutoencoderDeconv)
+                .with_latent(Some(latent)),
+            base.clone()
+                .with_arch(Architecture::AutoencoderMse)
                 .with_latent(Some(latent)),
         ];
         for config in configs {
