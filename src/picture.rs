@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use image::{Rgb, RgbImage};
+use image::{ImageError, Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::checkpoint::{CheckpointError, write_atomically};
@@ -13,6 +13,10 @@ use crate::data::dequantize;
 use crate::run_log::LogError;
 
 /// Why a run's loss plot or progress animation could not be made.
+///
+/// An [`ImageError`] is shown in the message and not returned as the source: its own message
+/// already includes its source (`Format error decoding Png: …`), so a report of the error chain
+/// would show that cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum PictureError {
     #[error("cannot read {}", path.display())]
@@ -20,16 +24,10 @@ pub enum PictureError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {}", path.display())]
-    Decode {
-        path: PathBuf,
-        source: image::ImageError,
-    },
-    #[error("cannot write {}", path.display())]
-    Write {
-        path: PathBuf,
-        source: image::ImageError,
-    },
+    #[error("cannot read {}: {error}", path.display())]
+    Decode { path: PathBuf, error: ImageError },
+    #[error("cannot write {}: {error}", path.display())]
+    Write { path: PathBuf, error: ImageError },
     #[error("{} holds no sample grids (samples_step*.png) yet", dir.display())]
     NoSampleGrids { dir: PathBuf },
     #[error("cannot draw the loss plot: {0}")]

@@ -1132,3 +1132,57 @@ fn image_folder_trains_in_grayscale_or_colour() {
         "--dataset folder needs --image-size",
     );
 }
+
+/// A tiny trained run in `dir`/run, on 8×8 images.
+fn tiny_run(dir: &Path) -> std::path::PathBuf {
+    let (data, run) = (dir.join("data"), dir.join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    run
+}
+
+#[test]
+fn an_unwritable_path_or_unreadable_picture_reports_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let run_arg = run.to_str().unwrap();
+    let missing = dir.path().join("missing").join("x.png");
+    let missing_arg = missing.to_str().unwrap();
+    for args in [
+        vec!["sample", "--run", run_arg, "--n", "2", "--out", missing_arg],
+        vec!["eval", "--run", run_arg, "--heatmap", missing_arg],
+        vec![
+            "complete",
+            "--run",
+            run_arg,
+            "--rows",
+            "3",
+            "--n",
+            "1",
+            "--out",
+            missing_arg,
+        ],
+    ] {
+        let output = pixelcnn(&args);
+        let message = stderr(&output);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(message.contains(missing_arg), "{args:?}: {message}");
+        assert_eq!(
+            message.matches("os error 2").count(),
+            1,
+            "{args:?}: {message}"
+        );
+    }
+    // A damaged sample grid: image's decoding error is shown once, not again as its source.
+    std::fs::write(run.join("samples_step0000002.png"), b"not a picture").unwrap();
+    let output = pixelcnn(&["gif", "--run", run_arg]);
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert!(message.contains("samples_step0000002.png"), "{message}");
+    assert_eq!(
+        message.matches("Invalid PNG signature").count(),
+        1,
+        "{message}"
+    );
+}
