@@ -198,7 +198,7 @@ fn complete_and_heatmap_write_grids_of_the_expected_shape() {
             "x.png",
             "--temperature=-1",
         ],
-        "--temperature must be 0 or more",
+        "invalid value '-1' for '--temperature <TEMPERATURE>': must be a number ≥ 0",
     );
 }
 
@@ -213,13 +213,16 @@ fn bad_flags_and_inputs_give_one_clear_error() {
     );
     assert_fails_with(
         &["train", "--out", out_arg, "--levels", "1"],
-        "levels must be between 2 and 256",
+        "'--levels <LEVELS>': must be a whole number from 2 to 256",
     );
     assert_fails_with(
         &["train", "--out", out_arg, "--levels", "300"],
-        "levels must be between 2 and 256",
+        "'--levels <LEVELS>': must be a whole number from 2 to 256",
     );
-    assert_fails_with(&["train", "--out", out_arg, "--steps", "0"], "at least 1");
+    assert_fails_with(
+        &["train", "--out", out_arg, "--steps", "0"],
+        "'--steps <STEPS>': must be a whole number ≥ 1",
+    );
     assert_fails_with(
         &["train", "--out", out_arg, "--arch", "resnet"],
         "invalid value 'resnet'",
@@ -582,7 +585,10 @@ fn vector_conditional_train_sample_interpolate_eval() {
             out_arg,
         ]
     };
-    assert_fails_with(&walk("--points", "1"), "--points must be at least 2");
+    assert_fails_with(
+        &walk("--points", "1"),
+        "'--points <POINTS>': must be a whole number ≥ 2",
+    );
     assert_fails_with(&walk("--steps", "3"), "unexpected argument '--steps'");
     assert_fails_with(
         &[
@@ -880,7 +886,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
                 "--out",
                 "x.png",
             ],
-            "--points must be at least 2",
+            "'--points <POINTS>': must be a whole number ≥ 2",
         );
     }
     let plain = dir.path().join("plain");
@@ -921,7 +927,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
             "--latent-dim",
             "0",
         ],
-        "the code needs at least one value",
+        "'--latent-dim <LATENT_DIM>': must be a whole number ≥ 1",
     );
 }
 
@@ -1130,6 +1136,90 @@ fn image_folder_trains_in_grayscale_or_colour() {
             dir.path().join("x").to_str().unwrap(),
         ],
         "--dataset folder needs --image-size",
+    );
+}
+
+#[test]
+fn negative_numbers_are_values_whose_range_the_message_names() {
+    // (command, flag, value, the allowed range): every numeric flag of every command.
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("train", "--steps", "-1", "whole number ≥ 1"),
+        ("train", "--epochs", "-1", "whole number ≥ 1"),
+        ("train", "--batch-size", "-5", "whole number ≥ 1"),
+        ("train", "--interval", "-2", "whole number ≥ 1"),
+        ("train", "--lr", "-0.1", "number > 0"),
+        ("train", "--seed", "-1", "whole number ≥ 0"),
+        ("train", "--levels", "-4", "whole number from 2 to 256"),
+        ("train", "--layers", "-1", "whole number ≥ 1"),
+        ("train", "--channels", "-8", "whole number ≥ 1"),
+        ("train", "--latent-dim", "-1", "whole number ≥ 1"),
+        (
+            "train",
+            "--image-size",
+            "-28",
+            "whole number from 1 to 1024",
+        ),
+        ("sample", "--n", "-3", "whole number ≥ 1"),
+        ("sample", "--temperature", "-1", "number ≥ 0"),
+        ("sample", "--seed", "-7", "whole number ≥ 0"),
+        ("sample", "--scale", "-2", "whole number ≥ 1"),
+        ("sample", "--nrow", "-4", "whole number ≥ 1"),
+        ("sample", "--index", "-1", "whole number ≥ 0"),
+        ("sample", "--points", "-5", "whole number ≥ 2"),
+        ("complete", "--rows", "-1", "whole number ≥ 0"),
+        ("complete", "--n", "-1", "whole number ≥ 1"),
+        ("complete", "--samples", "-2", "whole number ≥ 1"),
+        ("complete", "--temperature", "-0.5", "number ≥ 0"),
+        ("reconstruct", "--n", "-1", "whole number ≥ 1"),
+        ("reconstruct", "--samples", "-1", "whole number ≥ 1"),
+        ("reconstruct", "--scale", "-1", "whole number ≥ 1"),
+        ("interpolate", "--a", "-1", "whole number ≥ 0"),
+        ("interpolate", "--b", "-2", "whole number ≥ 0"),
+        ("interpolate", "--points", "-3", "whole number ≥ 2"),
+        ("interpolate", "--samples", "-1", "whole number ≥ 1"),
+    ];
+    for &(command, flag, value, range) in cases {
+        let mut args = vec![command, "--out", "o.png", flag, value];
+        if command != "train" {
+            args.extend(["--run", "r"]);
+        }
+        let output = pixelcnn(&args);
+        let message = stderr(&output);
+        assert!(
+            !output.status.success(),
+            "{command} {flag} {value} succeeded"
+        );
+        let expected = format!("invalid value '{value}' for '{flag} <");
+        assert!(
+            message.contains(&expected) && message.contains(&format!(">': must be a {range}")),
+            "{command} {flag} {value}: {message}"
+        );
+    }
+    // Both numbers of --interpolate I J, and a value beyond the type.
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            "r",
+            "--out",
+            "o.png",
+            "--interpolate",
+            "0",
+            "-2",
+        ],
+        "invalid value '-2' for '--interpolate <I> <J>': must be a whole number ≥ 0",
+    );
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            "r",
+            "--out",
+            "o.png",
+            "--n",
+            "99999999999999999999999",
+        ],
+        "must be a whole number ≥ 1, and this one is too large",
     );
 }
 

@@ -12,9 +12,11 @@ use pixelcnn::picture;
 use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
 
+use super::values::at_least;
 use super::{DrawingArgs, open_run, sampling_options, test_images};
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct ReconstructArgs {
     /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
     #[arg(long)]
@@ -24,10 +26,10 @@ pub(crate) struct ReconstructArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Number of test images.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least(1usize))]
     n: usize,
     /// Images decoded from each code.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least(1usize))]
     samples: usize,
     /// Output PNG: one row per test image, [original | decoded...].
     #[arg(long)]
@@ -37,6 +39,7 @@ pub(crate) struct ReconstructArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct InterpolateArgs {
     /// Run folder of an auto-encoder (--arch autoencoder or autoencoder-deconv).
     #[arg(long)]
@@ -46,16 +49,16 @@ pub(crate) struct InterpolateArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Index of the first test image.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(0usize))]
     a: usize,
     /// Index of the second test image.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(0usize))]
     b: usize,
     /// Codes on the line from a's code to b's, both ends included.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least(2usize))]
     points: usize,
     /// Rows of decodings (each row draws every point anew).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least(1usize))]
     samples: usize,
     /// Output PNG: rows of [image a | decoded points... | image b].
     #[arg(long)]
@@ -98,7 +101,7 @@ pub(crate) fn open_autoencoder(
     device: &Device,
 ) -> anyhow::Result<AutoEncoderRun> {
     let (run_dir, config) = open_run(run)?;
-    let options = sampling_options(&config, drawing)?;
+    let options = sampling_options(&config, drawing);
     if config.model.latent.is_none() {
         bail!(
             "{} is not an auto-encoder run: train one with --arch autoencoder or autoencoder-deconv",
@@ -116,9 +119,6 @@ pub(crate) fn open_autoencoder(
 }
 
 pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
-    if args.n == 0 || args.samples == 0 {
-        bail!("--n and --samples must be at least 1");
-    }
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     let count = args.n.min(ae.test.len());
     let indices: Vec<usize> = (0..count).collect();
@@ -149,9 +149,6 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
 }
 
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
-    if args.points < 2 || args.samples == 0 {
-        bail!("--points must be at least 2 and --samples at least 1");
-    }
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     for index in [args.a, args.b] {
         if index >= ae.test.len() {

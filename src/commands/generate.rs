@@ -12,21 +12,23 @@ use pixelcnn::picture;
 use pixelcnn::random;
 use pixelcnn::sample::{complete, sample};
 
+use super::values::at_least;
 use super::{DrawingArgs, open_run, refuse_autoencoder, sampling_options, test_images};
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct SampleArgs {
     /// Run folder written by `pixelcnn train`.
     #[arg(long)]
     run: PathBuf,
     /// Number of images.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = at_least(1usize))]
     n: usize,
     /// Output PNG file.
     #[arg(long)]
     out: PathBuf,
     /// Images per grid row [default: about √n; with --class all, n].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(1usize))]
     nrow: Option<usize>,
     /// For a class-conditional model: the class to draw, or `all` for n images of each class.
     #[arg(long)]
@@ -35,19 +37,31 @@ pub(crate) struct SampleArgs {
     #[arg(long)]
     condition_file: Option<PathBuf>,
     /// Draw all n images from vector `index` of --condition-file.
-    #[arg(long, requires = "condition_file", conflicts_with = "interpolate")]
+    #[arg(
+        long,
+        requires = "condition_file",
+        conflicts_with = "interpolate",
+        value_parser = at_least(0usize)
+    )]
     index: Option<usize>,
     /// Walk from vector I to vector J of --condition-file: one grid row of n images per point.
-    #[arg(long, num_args = 2, value_names = ["I", "J"], requires = "condition_file")]
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["I", "J"],
+        requires = "condition_file",
+        value_parser = at_least(0usize)
+    )]
     interpolate: Option<Vec<usize>>,
     /// Points on the line of --interpolate, both ends included.
-    #[arg(long, default_value_t = 5, requires = "interpolate")]
+    #[arg(long, default_value_t = 5, requires = "interpolate", value_parser = at_least(2usize))]
     points: usize,
     #[command(flatten)]
     drawing: DrawingArgs,
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct CompleteArgs {
     /// Run folder written by `pixelcnn train`.
     #[arg(long)]
@@ -57,13 +71,13 @@ pub(crate) struct CompleteArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Rows kept from the top of each image.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(0usize))]
     rows: usize,
     /// Number of test images.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least(1usize))]
     n: usize,
     /// Completions drawn per image.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least(1usize))]
     samples: usize,
     /// Output PNG: one row per image, [original | occluded | completions...].
     #[arg(long)]
@@ -76,12 +90,9 @@ pub(crate) struct CompleteArgs {
 }
 
 pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
-    if args.n == 0 {
-        bail!("--n must be at least 1");
-    }
     let (run, config) = open_run(&args.run)?;
     refuse_autoencoder(&config)?;
-    let options = sampling_options(&config, &args.drawing)?;
+    let options = sampling_options(&config, &args.drawing);
     let checkpoint = run.load_checkpoint_for(&config, device)?;
     let (vectors, columns) = sample_conditions(&args, checkpoint.config.conditioning)?;
     let count = vectors.as_ref().map_or(args.n, Vec::len);
@@ -184,9 +195,6 @@ pub(crate) fn sample_conditions(
             match (args.index, args.interpolate.as_deref()) {
                 (Some(i), _) => Ok((Some(vec![row(i)?.to_vec(); n]), square(n))),
                 (None, Some(&[a, b])) => {
-                    if args.points < 2 {
-                        bail!("--points must be at least 2");
-                    }
                     let (a, b) = (row(a)?, row(b)?);
                     let rows = (0..args.points)
                         .flat_map(|point| {
@@ -209,16 +217,13 @@ pub(crate) fn sample_conditions(
 pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     refuse_autoencoder(&config)?;
-    let options = sampling_options(&config, &args.drawing)?;
+    let options = sampling_options(&config, &args.drawing);
     if args.rows >= options.height {
         bail!(
             "--rows must be less than the image height {}, got {}",
             options.height,
             args.rows
         );
-    }
-    if args.n == 0 || args.samples == 0 {
-        bail!("--n and --samples must be at least 1");
     }
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     let count = args.n.min(test.len());
