@@ -1,18 +1,18 @@
 //! Pictures of images: tiles (gray images, occluded images, heat maps), grids of tiles, and text
-//! labels, written as PNG files; and [`PictureError`], why a run's pictures (its loss plot, its
-//! progress animation) could not be made.
+//! labels, written in the format their file name asks for (PNG, JPEG, GIF or BMP); and
+//! [`PictureError`], why a picture could not be made or written.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use image::{ImageError, Rgb, RgbImage};
+use image::{ImageError, ImageFormat, Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::checkpoint::{CheckpointError, write_atomically};
 use crate::data::dequantize;
 use crate::run_log::LogError;
 
-/// Why a run's loss plot or progress animation could not be made.
+/// Why a picture could not be made or written.
 ///
 /// An [`ImageError`] is shown in the message and not returned as the source: its own message
 /// already includes its source (`Format error decoding Png: …`), so a report of the error chain
@@ -28,6 +28,12 @@ pub enum PictureError {
     Decode { path: PathBuf, error: ImageError },
     #[error("cannot write {}: {error}", path.display())]
     Write { path: PathBuf, error: ImageError },
+    #[error(
+        "{}: a picture's name must end in {} (any case), the format it is written in",
+        path.display(),
+        accepted_extensions()
+    )]
+    Format { path: PathBuf },
     #[error("{} holds no sample grids (samples_step*.png) yet", dir.display())]
     NoSampleGrids { dir: PathBuf },
     #[error("cannot draw the loss plot: {0}")]
@@ -38,6 +44,15 @@ pub enum PictureError {
     #[error(transparent)]
     Save(#[from] CheckpointError),
 }
+
+/// The file extensions a picture may be saved under, and the format each names.
+const FORMATS: [(&str, ImageFormat); 5] = [
+    ("png", ImageFormat::Png),
+    ("jpg", ImageFormat::Jpeg),
+    ("jpeg", ImageFormat::Jpeg),
+    ("gif", ImageFormat::Gif),
+    ("bmp", ImageFormat::Bmp),
+];
 
 /// Gap in pixels between tiles.
 const GAP: u32 = 2;
@@ -148,14 +163,37 @@ pub fn labelled(picture: &RgbImage, text: &str) -> RgbImage {
     canvas
 }
 
-/// Saves `picture` as a PNG, atomically.
-pub fn save_png(picture: &RgbImage, path: &Path) -> Result<(), CheckpointError> {
+/// "`.png`, `.jpg`, `.jpeg`, `.gif` or `.bmp`": the extensions [`save`] accepts.
+pub fn accepted_extensions() -> String {
+    let names: Vec<String> = FORMATS.iter().map(|(ext, _)| format!(".{ext}")).collect();
+    let (last, rest) = names.split_last().expect("there are formats");
+    format!("{} or {last}", rest.join(", "))
+}
+
+/// The picture format the extension of `path` names, in any case.
+pub fn format_of(path: &Path) -> Result<ImageFormat, PictureError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    FORMATS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(extension))
+        .map(|&(_, format)| format)
+        .ok_or_else(|| PictureError::Format {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Saves `picture`, atomically, in the format the extension of `path` names ([`format_of`]).
+pub fn save(picture: &RgbImage, path: &Path) -> Result<(), PictureError> {
+    let format = format_of(path)?;
     let mut bytes = Vec::new();
     picture
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .expect("encoding a PNG in memory cannot fail");
-    write_atomically(path, &bytes)
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .map_err(|error| PictureError::Write {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    Ok(write_atomically(path, &bytes)?)
 }

@@ -853,6 +853,20 @@ fn autoencoders_train_reconstruct_and_interpolate() {
         let picture = image::open(&walk).unwrap();
         // [image a | 4 points | image b].
         assert_eq!((picture.width(), picture.height()), (6 * 34 + 2, 34 + 2));
+        // Other formats by the name; an unknown one refused before anything is drawn.
+        let walk = dir.path().join(format!("{arch}-walk.JPEG"));
+        let mut args = vec!["interpolate", "--run", run_arg, "--a", "0", "--b", "5"];
+        args.extend(["--out", walk.to_str().unwrap()]);
+        let output = pixelcnn(&args);
+        assert!(output.status.success(), "{arch}: {}", stderr(&output));
+        assert_magic(&walk, JPEG);
+        let tiff = dir.path().join("rec.tiff");
+        let tiff_arg = tiff.to_str().unwrap();
+        assert_fails_with(
+            &["reconstruct", "--run", run_arg, "--out", tiff_arg],
+            "rec.tiff: a picture's name must end in .png, .jpg, .jpeg, .gif or .bmp",
+        );
+        assert!(!tiff.exists());
 
         assert_fails_with(
             &["sample", "--run", run_arg, "--out", "x.png"],
@@ -1139,6 +1153,22 @@ fn image_folder_trains_in_grayscale_or_colour() {
     );
 }
 
+/// The first bytes of each picture format.
+const PNG: &[u8] = &[0x89, b'P', b'N', b'G'];
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+const GIF: &[u8] = b"GIF8";
+const BMP: &[u8] = b"BM";
+
+fn assert_magic(path: &Path, magic: &[u8]) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        bytes.starts_with(magic),
+        "{}: {:x?}",
+        path.display(),
+        &bytes[..8]
+    );
+}
+
 #[test]
 fn negative_numbers_are_values_whose_range_the_message_names() {
     // (command, flag, value, the allowed range): every numeric flag of every command.
@@ -1230,6 +1260,88 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
     synthetic_data(&data, 8, 40, 10);
     train_tiny(&data, &run);
     run
+}
+
+#[test]
+fn pictures_take_the_format_their_name_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let run_arg = run.to_str().unwrap();
+    for (name, magic) in [
+        ("s.png", PNG),
+        ("s.jpg", JPEG),
+        ("s.JPG", JPEG),
+        ("s.jpeg", JPEG),
+        ("s.Gif", GIF),
+        ("s.bmp", BMP),
+    ] {
+        let path = dir.path().join(name);
+        let output = pixelcnn(&[
+            "sample",
+            "--run",
+            run_arg,
+            "--n",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        assert_magic(&path, magic);
+        let picture = image::open(&path).unwrap();
+        assert_eq!((picture.width(), picture.height()), (70, 70), "{name}");
+    }
+    let heatmap = dir.path().join("heat.bmp");
+    let output = pixelcnn(&[
+        "eval",
+        "--run",
+        run_arg,
+        "--heatmap",
+        heatmap.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_magic(&heatmap, BMP);
+    let completion = dir.path().join("c.jpeg");
+    let completion_arg = completion.to_str().unwrap();
+    let output = pixelcnn(&[
+        "complete",
+        "--run",
+        run_arg,
+        "--rows",
+        "3",
+        "--out",
+        completion_arg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_magic(&completion, JPEG);
+
+    // Any other name is refused, before the model is loaded: the checkpoint is not even read.
+    let unloadable = dir.path().join("unloadable");
+    std::fs::create_dir(&unloadable).unwrap();
+    std::fs::copy(run.join("config.json"), unloadable.join("config.json")).unwrap();
+    std::fs::write(unloadable.join("checkpoint.bin"), b"not a checkpoint").unwrap();
+    let unloadable_arg = unloadable.to_str().unwrap();
+    let accepted = "a picture's name must end in .png, .jpg, .jpeg, .gif or .bmp (any case)";
+    for name in ["x.tiff", "x.webp", "x", "x.png.txt"] {
+        let path = dir.path().join(name);
+        let path_arg = path.to_str().unwrap();
+        let needle = format!("{path_arg}: {accepted}");
+        for args in [
+            vec!["sample", "--run", unloadable_arg, "--out", path_arg],
+            vec!["eval", "--run", unloadable_arg, "--heatmap", path_arg],
+            vec![
+                "complete",
+                "--run",
+                unloadable_arg,
+                "--rows",
+                "3",
+                "--out",
+                path_arg,
+            ],
+        ] {
+            assert_fails_with(&args, &needle);
+        }
+        assert!(!path.exists(), "{name} was written");
+    }
 }
 
 #[test]

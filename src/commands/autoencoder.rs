@@ -31,7 +31,8 @@ pub(crate) struct ReconstructArgs {
     /// Images decoded from each code.
     #[arg(long, default_value_t = 4, value_parser = at_least(1usize))]
     samples: usize,
-    /// Output PNG: one row per test image, [original | decoded...].
+    /// Output picture, one row per test image, [original | decoded...]: .png, .jpg, .jpeg, .gif
+    /// or .bmp (any case) by its name.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -60,7 +61,8 @@ pub(crate) struct InterpolateArgs {
     /// Rows of decodings (each row draws every point anew).
     #[arg(long, default_value_t = 1, value_parser = at_least(1usize))]
     samples: usize,
-    /// Output PNG: rows of [image a | decoded points... | image b].
+    /// Output picture, rows of [image a | decoded points... | image b]: .png, .jpg, .jpeg, .gif
+    /// or .bmp (any case) by its name.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -119,6 +121,7 @@ pub(crate) fn open_autoencoder(
 }
 
 pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
+    picture::format_of(&args.out)?;
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     let count = args.n.min(ae.test.len());
     let indices: Vec<usize> = (0..count).collect();
@@ -143,12 +146,13 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
         tiles.extend(drawn.iter().map(|image| ae.tile(image)));
     }
     let grid = picture::grid(&tiles, args.samples + 1, args.drawing.scale);
-    picture::save_png(&grid, &args.out)?;
+    picture::save(&grid, &args.out)?;
     eprintln!("wrote {count} reconstructions to {}", args.out.display());
     Ok(())
 }
 
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
+    picture::format_of(&args.out)?;
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     for index in [args.a, args.b] {
         if index >= ae.test.len() {
@@ -177,7 +181,7 @@ pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> any
         tiles.push(ae.test_tile(args.b));
     }
     let grid = picture::grid(&tiles, args.points + 2, args.drawing.scale);
-    picture::save_png(&grid, &args.out)?;
+    picture::save(&grid, &args.out)?;
     eprintln!(
         "wrote {} rows of {} points to {}",
         args.samples,

@@ -24,7 +24,7 @@ pub(crate) struct SampleArgs {
     /// Number of images.
     #[arg(long, default_value_t = 16, value_parser = at_least(1usize))]
     n: usize,
-    /// Output PNG file.
+    /// Output picture: .png, .jpg, .jpeg, .gif or .bmp (any case) by its name.
     #[arg(long)]
     out: PathBuf,
     /// Images per grid row [default: about √n; with --class all, n].
@@ -79,7 +79,8 @@ pub(crate) struct CompleteArgs {
     /// Completions drawn per image.
     #[arg(long, default_value_t = 4, value_parser = at_least(1usize))]
     samples: usize,
-    /// Output PNG: one row per image, [original | occluded | completions...].
+    /// Output picture, one row per image, [original | occluded | completions...]: .png, .jpg,
+    /// .jpeg, .gif or .bmp (any case) by its name.
     #[arg(long)]
     out: PathBuf,
     /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
@@ -92,6 +93,7 @@ pub(crate) struct CompleteArgs {
 pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     refuse_autoencoder(&config)?;
+    picture::format_of(&args.out)?;
     let options = sampling_options(&config, &args.drawing);
     let checkpoint = run.load_checkpoint_for(&config, device)?;
     let (vectors, columns) = sample_conditions(&args, checkpoint.config.conditioning)?;
@@ -115,7 +117,7 @@ pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Resul
         .map(|image| picture::levels_tile(image, options.levels, options.height, options.width))
         .collect();
     let columns = args.nrow.unwrap_or(columns);
-    picture::save_png(
+    picture::save(
         &picture::grid(&tiles, columns, args.drawing.scale),
         &args.out,
     )?;
@@ -217,6 +219,7 @@ pub(crate) fn sample_conditions(
 pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     let (run, config) = open_run(&args.run)?;
     refuse_autoencoder(&config)?;
+    picture::format_of(&args.out)?;
     let options = sampling_options(&config, &args.drawing);
     if args.rows >= options.height {
         bail!(
@@ -264,7 +267,7 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
         );
     }
     let grid = picture::grid(&tiles, args.samples + 2, args.drawing.scale);
-    picture::save_png(&grid, &args.out)?;
+    picture::save(&grid, &args.out)?;
     eprintln!("wrote {count} completions to {}", args.out.display());
     Ok(())
 }
