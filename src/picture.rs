@@ -45,6 +45,12 @@ pub enum PictureError {
     Save(#[from] CheckpointError),
 }
 
+/// The most tiles in a grid the `pixelcnn` commands write.
+pub const MAX_GRID_TILES: usize = 1024;
+/// The longest side, in pixels, of a grid the `pixelcnn` commands write: within JPEG's 65,535,
+/// and 768 MiB of RGB at most.
+pub const MAX_GRID_SIDE: u64 = 16_384;
+
 /// The file extensions a picture may be saved under, and the format each names.
 const FORMATS: [(&str, ImageFormat); 5] = [
     ("png", ImageFormat::Png),
@@ -119,28 +125,47 @@ pub fn heat_tile(values: &[f32], max: f32, height: usize, width: usize) -> RgbIm
     })
 }
 
+/// `tile` upscaled `scale` times (nearest neighbour).
+pub fn scaled(tile: &RgbImage, scale: u32) -> RgbImage {
+    RgbImage::from_fn(tile.width() * scale, tile.height() * scale, |x, y| {
+        *tile.get_pixel(x / scale, y / scale)
+    })
+}
+
+/// The columns and rows of a grid of `tiles` tiles in rows of `columns`.
+fn grid_shape(tiles: usize, columns: usize) -> (u64, u64) {
+    let columns = columns.clamp(1, tiles.max(1));
+    (columns as u64, tiles.div_ceil(columns).max(1) as u64)
+}
+
+/// Width and height in pixels of the [`grid`] of `tiles` tiles of `width × height` pixels in
+/// rows of `columns`, each upscaled `scale` times.
+pub fn grid_size(
+    tiles: usize,
+    columns: usize,
+    (width, height): (u32, u32),
+    scale: u32,
+) -> (u64, u64) {
+    let (columns, rows) = grid_shape(tiles, columns);
+    let side = |count: u64, tile: u32| {
+        count
+            .saturating_mul(u64::from(tile) * u64::from(scale) + u64::from(GAP))
+            .saturating_add(u64::from(GAP))
+    };
+    (side(columns, width), side(rows, height))
+}
+
 /// Tiles of equal size in rows of `columns`, each upscaled by `scale` (nearest neighbour).
 pub fn grid(tiles: &[RgbImage], columns: usize, scale: u32) -> RgbImage {
-    let (tile_w, tile_h) = tiles
-        .first()
-        .map_or((1, 1), |t| (t.width() * scale, t.height() * scale));
-    let columns = columns.clamp(1, tiles.len().max(1)) as u32;
-    let rows = tiles.len().div_ceil(columns as usize).max(1) as u32;
-    let mut canvas = RgbImage::from_pixel(
-        columns * (tile_w + GAP) + GAP,
-        rows * (tile_h + GAP) + GAP,
-        BACKGROUND,
-    );
+    let tile = tiles.first().map_or((1, 1), |t| (t.width(), t.height()));
+    let (width, height) = grid_size(tiles.len(), columns, tile, scale);
+    let (columns, _) = grid_shape(tiles.len(), columns);
+    let mut canvas = RgbImage::from_pixel(width as u32, height as u32, BACKGROUND);
+    let (step_x, step_y) = (tile.0 * scale + GAP, tile.1 * scale + GAP);
     for (index, tile) in tiles.iter().enumerate() {
-        let (row, column) = (index as u32 / columns, index as u32 % columns);
-        let (top, left) = (GAP + row * (tile_h + GAP), GAP + column * (tile_w + GAP));
-        for (x, y, pixel) in tile.enumerate_pixels() {
-            for dy in 0..scale {
-                for dx in 0..scale {
-                    canvas.put_pixel(left + x * scale + dx, top + y * scale + dy, *pixel);
-                }
-            }
-        }
+        let (row, column) = (index as u64 / columns, index as u64 % columns);
+        let (top, left) = (GAP + row as u32 * step_y, GAP + column as u32 * step_x);
+        image::imageops::replace(&mut canvas, &scaled(tile, scale), left.into(), top.into());
     }
     canvas
 }

@@ -1388,3 +1388,99 @@ fn an_unwritable_path_or_unreadable_picture_reports_its_cause_once() {
         "{message}"
     );
 }
+
+#[test]
+fn big_grids_are_refused_before_drawing_and_out_dir_writes_one_picture_per_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let run_arg = run.to_str().unwrap();
+    // Refused with the run's model unreadable: before loading it, let alone drawing.
+    let unloadable = dir.path().join("unloadable");
+    std::fs::create_dir(&unloadable).unwrap();
+    std::fs::copy(run.join("config.json"), unloadable.join("config.json")).unwrap();
+    std::fs::write(unloadable.join("checkpoint.bin"), b"not a checkpoint").unwrap();
+    let big = dir.path().join("big.png");
+    let big_arg = big.to_str().unwrap();
+    let unloadable_arg = unloadable.to_str().unwrap();
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            unloadable_arg,
+            "--n",
+            "5000",
+            "--out",
+            big_arg,
+        ],
+        "a grid of 5000 images is too many for one picture (at most 1024): lower --n, --scale or --nrow, or write one PNG per image with --out-dir DIR",
+    );
+    // 2 columns of 8·1100 pixels and 2-pixel gaps; 600 columns of 8·4 pixels.
+    let sample = |flags: &[&'static str]| {
+        let mut args = vec!["sample", "--run", unloadable_arg, "--out", big_arg];
+        args.extend_from_slice(flags);
+        args
+    };
+    assert_fails_with(
+        &sample(&["--n", "4", "--scale", "1100"]),
+        "a grid of 17606×17606 pixels is too large for one picture (at most 16384 a side)",
+    );
+    assert_fails_with(
+        &sample(&["--n", "600", "--nrow", "600"]),
+        "a grid of 20402×36 pixels is too large",
+    );
+    assert!(!big.exists());
+
+    // 70 images, more than one batch, both ways from the same seed: the files of --out-dir
+    // are the tiles of the grid (9 columns of 8×8 tiles, 2-pixel gaps, at --scale 1).
+    let grid_path = dir.path().join("grid.png");
+    let folder = dir.path().join("folder");
+    let common = [
+        "sample", "--run", run_arg, "--n", "70", "--seed", "3", "--scale",
+    ];
+    let mut grid_args = common.to_vec();
+    grid_args.extend(["1", "--out", grid_path.to_str().unwrap()]);
+    let output = pixelcnn(&grid_args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut folder_args = common.to_vec();
+    folder_args.extend(["2", "--out-dir", folder.to_str().unwrap()]);
+    let output = pixelcnn(&folder_args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let grid = image::open(&grid_path).unwrap().to_rgb8();
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let expected: Vec<String> = (0..70).map(|i| format!("{i:04}.png")).collect();
+    assert_eq!(names, expected);
+    for (index, name) in names.iter().enumerate() {
+        let path = folder.join(name);
+        assert_magic(&path, PNG);
+        let image = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(image.dimensions(), (16, 16), "{name}: --scale 2");
+        let (top, left) = (2 + (index as u32 / 9) * 10, 2 + (index as u32 % 9) * 10);
+        for (x, y, pixel) in image.enumerate_pixels() {
+            assert_eq!(
+                pixel,
+                grid.get_pixel(left + x / 2, top + y / 2),
+                "{name} at {x},{y}"
+            );
+        }
+    }
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            run_arg,
+            "--out",
+            "a.png",
+            "--out-dir",
+            "d",
+        ],
+        "cannot be used with",
+    );
+    assert_fails_with(
+        &["sample", "--run", run_arg],
+        "<--out <OUT>|--out-dir <OUT_DIR>>",
+    );
+}

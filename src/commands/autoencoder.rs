@@ -13,7 +13,7 @@ use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
 
 use super::values::at_least;
-use super::{DrawingArgs, open_run, sampling_options, test_images};
+use super::{DrawingArgs, check_grid, open_run, sampling_options, test_images};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -124,6 +124,15 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
     picture::format_of(&args.out)?;
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     let count = args.n.min(ae.test.len());
+    let columns = args.samples.saturating_add(1);
+    let (scale, instead) = (args.drawing.scale, "lower --n, --samples or --scale");
+    check_grid(
+        count.saturating_mul(columns),
+        columns,
+        &ae.options,
+        scale,
+        instead,
+    )?;
     let indices: Vec<usize> = (0..count).collect();
     let sources: Vec<usize> = (0..count)
         .flat_map(|i| std::iter::repeat_n(i, args.samples))
@@ -145,7 +154,7 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
         tiles.push(ae.test_tile(*index));
         tiles.extend(drawn.iter().map(|image| ae.tile(image)));
     }
-    let grid = picture::grid(&tiles, args.samples + 1, args.drawing.scale);
+    let grid = picture::grid(&tiles, columns, scale);
     picture::save(&grid, &args.out)?;
     eprintln!("wrote {count} reconstructions to {}", args.out.display());
     Ok(())
@@ -154,6 +163,15 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
     picture::format_of(&args.out)?;
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    let columns = args.points.saturating_add(2);
+    let (scale, instead) = (args.drawing.scale, "lower --points, --samples or --scale");
+    check_grid(
+        columns.saturating_mul(args.samples),
+        columns,
+        &ae.options,
+        scale,
+        instead,
+    )?;
     for index in [args.a, args.b] {
         if index >= ae.test.len() {
             bail!(
@@ -180,7 +198,7 @@ pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> any
         tiles.extend(row.iter().map(|image| ae.tile(image)));
         tiles.push(ae.test_tile(args.b));
     }
-    let grid = picture::grid(&tiles, args.points + 2, args.drawing.scale);
+    let grid = picture::grid(&tiles, columns, scale);
     picture::save(&grid, &args.out)?;
     eprintln!(
         "wrote {} rows of {} points to {}",

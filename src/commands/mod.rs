@@ -3,8 +3,9 @@
 
 pub(crate) mod autoencoder;
 pub(crate) mod bench;
+pub(crate) mod complete;
 pub(crate) mod eval;
-pub(crate) mod generate;
+pub(crate) mod sample;
 pub(crate) mod train;
 pub(crate) mod values;
 
@@ -15,6 +16,7 @@ use clap::Args;
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{Embeddings, ImageSet};
+use pixelcnn::picture::{self, MAX_GRID_SIDE, MAX_GRID_TILES};
 use pixelcnn::plot::loss_plot;
 use pixelcnn::sample::{Sampler, SamplingOptions};
 
@@ -88,6 +90,30 @@ pub(crate) fn sampling_options(config: &RunConfig, drawing: &DrawingArgs) -> Sam
         temperature: drawing.temperature,
         sampler: drawing.sampler,
     }
+}
+
+/// Refuses, before any drawing, a grid of more than [`MAX_GRID_TILES`] images of `options`' size
+/// or more than [`MAX_GRID_SIDE`] pixels on a side; `instead` says how to get a smaller one.
+pub(crate) fn check_grid(
+    tiles: usize,
+    columns: usize,
+    options: &SamplingOptions,
+    scale: u32,
+    instead: &str,
+) -> anyhow::Result<()> {
+    if tiles > MAX_GRID_TILES {
+        bail!(
+            "a grid of {tiles} images is too many for one picture (at most {MAX_GRID_TILES}): {instead}"
+        );
+    }
+    let tile = (options.width as u32, options.height as u32);
+    let (width, height) = picture::grid_size(tiles, columns, tile, scale);
+    if width.max(height) > MAX_GRID_SIDE {
+        bail!(
+            "a grid of {width}×{height} pixels is too large for one picture (at most {MAX_GRID_SIDE} a side): {instead}"
+        );
+    }
+    Ok(())
 }
 
 /// `sample` and `complete` draw from p(x) or p(x|h) for given h; an auto-encoder's h comes
