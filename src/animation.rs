@@ -48,9 +48,9 @@ pub fn write_progress_gif(run: &RunDir) -> Result<usize, PictureError> {
     let mut frames = Vec::with_capacity(grids.len());
     for (step, path) in &grids {
         let grid = image::open(path)
-            .map_err(|source| PictureError::Decode {
+            .map_err(|error| PictureError::Decode {
                 path: path.clone(),
-                source,
+                error,
             })?
             .to_rgb8();
         let frame =
@@ -63,7 +63,7 @@ pub fn write_progress_gif(run: &RunDir) -> Result<usize, PictureError> {
         ));
     }
     let path = run.progress_gif_path();
-    write_gif(&path, frames).map_err(|source| PictureError::Write { path, source })?;
+    write_gif(&path, frames).map_err(|error| PictureError::Write { path, error })?;
     Ok(grids.len())
 }
 

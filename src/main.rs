@@ -12,8 +12,9 @@ use commands::autoencoder::{
     InterpolateArgs, ReconstructArgs, interpolate_command, reconstruct_command,
 };
 use commands::bench::{BenchArgs, bench_command};
+use commands::complete::{CompleteArgs, complete_command};
 use commands::eval::{EvalArgs, eval_command};
-use commands::generate::{CompleteArgs, SampleArgs, complete_command, sample_command};
+use commands::sample::{SampleArgs, sample_command};
 use commands::train::{TrainArgs, train_command};
 use commands::{RunArgs, gif_command, plot_command};
 
@@ -36,7 +37,7 @@ enum Command {
     Train(TrainArgs),
     /// Negative log-likelihood of the test set, in nats per image and bits per dimension.
     Eval(EvalArgs),
-    /// Draw images from a trained model, one pixel at a time, into a PNG grid.
+    /// Draw images from a trained model, one pixel at a time, into a grid picture or a folder.
     Sample(SampleArgs),
     /// Keep the top rows of test images and let the model draw the rest.
     Complete(CompleteArgs),

@@ -1,18 +1,22 @@
 //! Pictures of images: tiles (gray images, occluded images, heat maps), grids of tiles, and text
-//! labels, written as PNG files; and [`PictureError`], why a run's pictures (its loss plot, its
-//! progress animation) could not be made.
+//! labels, written in the format their file name asks for (PNG, JPEG, GIF or BMP); and
+//! [`PictureError`], why a picture could not be made or written.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use image::{Rgb, RgbImage};
+use image::{ImageError, ImageFormat, Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::checkpoint::{CheckpointError, write_atomically};
 use crate::data::dequantize;
 use crate::run_log::LogError;
 
-/// Why a run's loss plot or progress animation could not be made.
+/// Why a picture could not be made or written.
+///
+/// An [`ImageError`] is shown in the message and not returned as the source: its own message
+/// already includes its source (`Format error decoding Png: …`), so a report of the error chain
+/// would show that cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum PictureError {
     #[error("cannot read {}", path.display())]
@@ -20,16 +24,16 @@ pub enum PictureError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {}", path.display())]
-    Decode {
-        path: PathBuf,
-        source: image::ImageError,
-    },
-    #[error("cannot write {}", path.display())]
-    Write {
-        path: PathBuf,
-        source: image::ImageError,
-    },
+    #[error("cannot read {}: {error}", path.display())]
+    Decode { path: PathBuf, error: ImageError },
+    #[error("cannot write {}: {error}", path.display())]
+    Write { path: PathBuf, error: ImageError },
+    #[error(
+        "{}: a picture's name must end in {} (any case), the format it is written in",
+        path.display(),
+        accepted_extensions()
+    )]
+    Format { path: PathBuf },
     #[error("{} holds no sample grids (samples_step*.png) yet", dir.display())]
     NoSampleGrids { dir: PathBuf },
     #[error("cannot draw the loss plot: {0}")]
@@ -40,6 +44,21 @@ pub enum PictureError {
     #[error(transparent)]
     Save(#[from] CheckpointError),
 }
+
+/// The most tiles in a grid the `pixelcnn` commands write.
+pub const MAX_GRID_TILES: usize = 1024;
+/// The longest side, in pixels, of a grid the `pixelcnn` commands write: within JPEG's 65,535,
+/// and 768 MiB of RGB at most.
+pub const MAX_GRID_SIDE: u64 = 16_384;
+
+/// The file extensions a picture may be saved under, and the format each names.
+const FORMATS: [(&str, ImageFormat); 5] = [
+    ("png", ImageFormat::Png),
+    ("jpg", ImageFormat::Jpeg),
+    ("jpeg", ImageFormat::Jpeg),
+    ("gif", ImageFormat::Gif),
+    ("bmp", ImageFormat::Bmp),
+];
 
 /// Gap in pixels between tiles.
 const GAP: u32 = 2;
@@ -106,28 +125,47 @@ pub fn heat_tile(values: &[f32], max: f32, height: usize, width: usize) -> RgbIm
     })
 }
 
+/// `tile` upscaled `scale` times (nearest neighbour).
+pub fn scaled(tile: &RgbImage, scale: u32) -> RgbImage {
+    RgbImage::from_fn(tile.width() * scale, tile.height() * scale, |x, y| {
+        *tile.get_pixel(x / scale, y / scale)
+    })
+}
+
+/// The columns and rows of a grid of `tiles` tiles in rows of `columns`.
+fn grid_shape(tiles: usize, columns: usize) -> (u64, u64) {
+    let columns = columns.clamp(1, tiles.max(1));
+    (columns as u64, tiles.div_ceil(columns).max(1) as u64)
+}
+
+/// Width and height in pixels of the [`grid`] of `tiles` tiles of `width × height` pixels in
+/// rows of `columns`, each upscaled `scale` times.
+pub fn grid_size(
+    tiles: usize,
+    columns: usize,
+    (width, height): (u32, u32),
+    scale: u32,
+) -> (u64, u64) {
+    let (columns, rows) = grid_shape(tiles, columns);
+    let side = |count: u64, tile: u32| {
+        count
+            .saturating_mul(u64::from(tile) * u64::from(scale) + u64::from(GAP))
+            .saturating_add(u64::from(GAP))
+    };
+    (side(columns, width), side(rows, height))
+}
+
 /// Tiles of equal size in rows of `columns`, each upscaled by `scale` (nearest neighbour).
 pub fn grid(tiles: &[RgbImage], columns: usize, scale: u32) -> RgbImage {
-    let (tile_w, tile_h) = tiles
-        .first()
-        .map_or((1, 1), |t| (t.width() * scale, t.height() * scale));
-    let columns = columns.clamp(1, tiles.len().max(1)) as u32;
-    let rows = tiles.len().div_ceil(columns as usize).max(1) as u32;
-    let mut canvas = RgbImage::from_pixel(
-        columns * (tile_w + GAP) + GAP,
-        rows * (tile_h + GAP) + GAP,
-        BACKGROUND,
-    );
+    let tile = tiles.first().map_or((1, 1), |t| (t.width(), t.height()));
+    let (width, height) = grid_size(tiles.len(), columns, tile, scale);
+    let (columns, _) = grid_shape(tiles.len(), columns);
+    let mut canvas = RgbImage::from_pixel(width as u32, height as u32, BACKGROUND);
+    let (step_x, step_y) = (tile.0 * scale + GAP, tile.1 * scale + GAP);
     for (index, tile) in tiles.iter().enumerate() {
-        let (row, column) = (index as u32 / columns, index as u32 % columns);
-        let (top, left) = (GAP + row * (tile_h + GAP), GAP + column * (tile_w + GAP));
-        for (x, y, pixel) in tile.enumerate_pixels() {
-            for dy in 0..scale {
-                for dx in 0..scale {
-                    canvas.put_pixel(left + x * scale + dx, top + y * scale + dy, *pixel);
-                }
-            }
-        }
+        let (row, column) = (index as u64 / columns, index as u64 % columns);
+        let (top, left) = (GAP + row as u32 * step_y, GAP + column as u32 * step_x);
+        image::imageops::replace(&mut canvas, &scaled(tile, scale), left.into(), top.into());
     }
     canvas
 }
@@ -150,14 +188,37 @@ pub fn labelled(picture: &RgbImage, text: &str) -> RgbImage {
     canvas
 }
 
-/// Saves `picture` as a PNG, atomically.
-pub fn save_png(picture: &RgbImage, path: &Path) -> Result<(), CheckpointError> {
+/// "`.png`, `.jpg`, `.jpeg`, `.gif` or `.bmp`": the extensions [`save`] accepts.
+pub fn accepted_extensions() -> String {
+    let names: Vec<String> = FORMATS.iter().map(|(ext, _)| format!(".{ext}")).collect();
+    let (last, rest) = names.split_last().expect("there are formats");
+    format!("{} or {last}", rest.join(", "))
+}
+
+/// The picture format the extension of `path` names, in any case.
+pub fn format_of(path: &Path) -> Result<ImageFormat, PictureError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    FORMATS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(extension))
+        .map(|&(_, format)| format)
+        .ok_or_else(|| PictureError::Format {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Saves `picture`, atomically, in the format the extension of `path` names ([`format_of`]).
+pub fn save(picture: &RgbImage, path: &Path) -> Result<(), PictureError> {
+    let format = format_of(path)?;
     let mut bytes = Vec::new();
     picture
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .expect("encoding a PNG in memory cannot fail");
-    write_atomically(path, &bytes)
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .map_err(|error| PictureError::Write {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    Ok(write_atomically(path, &bytes)?)
 }

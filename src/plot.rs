@@ -49,7 +49,7 @@ pub fn loss_plot(run: &RunDir, objective: Objective, path: &Path) -> Result<(), 
         .map_err(|e| PictureError::Draw(e.to_string()))?;
     let picture =
         image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
-    crate::picture::save_png(&picture, path)?;
+    crate::picture::save(&picture, path)?;
     Ok(())
 }
 

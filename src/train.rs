@@ -266,8 +266,8 @@ fn finish_interval(
         .map(|image| picture::levels_tile(image, levels, options.height, options.width))
         .collect();
     let grid = picture::grid(&tiles, columns, 4);
-    picture::save_png(&grid, &run.samples_path(step))?;
-    picture::save_png(&grid, &run.root().join("samples.png"))?;
+    picture::save(&grid, &run.samples_path(step))?;
+    picture::save(&grid, &run.root().join("samples.png"))?;
     write_progress_gif(run)?;
     loss_plot(run, config.model.arch.objective(), &run.loss_plot_path())?;
     Ok(metrics)

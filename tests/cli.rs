@@ -198,7 +198,7 @@ fn complete_and_heatmap_write_grids_of_the_expected_shape() {
             "x.png",
             "--temperature=-1",
         ],
-        "--temperature must be 0 or more",
+        "invalid value '-1' for '--temperature <TEMPERATURE>': must be a number ≥ 0",
     );
 }
 
@@ -213,13 +213,16 @@ fn bad_flags_and_inputs_give_one_clear_error() {
     );
     assert_fails_with(
         &["train", "--out", out_arg, "--levels", "1"],
-        "levels must be between 2 and 256",
+        "'--levels <LEVELS>': must be a whole number from 2 to 256",
     );
     assert_fails_with(
         &["train", "--out", out_arg, "--levels", "300"],
-        "levels must be between 2 and 256",
+        "'--levels <LEVELS>': must be a whole number from 2 to 256",
     );
-    assert_fails_with(&["train", "--out", out_arg, "--steps", "0"], "at least 1");
+    assert_fails_with(
+        &["train", "--out", out_arg, "--steps", "0"],
+        "'--steps <STEPS>': must be a whole number ≥ 1",
+    );
     assert_fails_with(
         &["train", "--out", out_arg, "--arch", "resnet"],
         "invalid value 'resnet'",
@@ -582,7 +585,10 @@ fn vector_conditional_train_sample_interpolate_eval() {
             out_arg,
         ]
     };
-    assert_fails_with(&walk("--points", "1"), "--points must be at least 2");
+    assert_fails_with(
+        &walk("--points", "1"),
+        "'--points <POINTS>': must be a whole number ≥ 2",
+    );
     assert_fails_with(&walk("--steps", "3"), "unexpected argument '--steps'");
     assert_fails_with(
         &[
@@ -852,6 +858,20 @@ fn autoencoders_train_reconstruct_and_interpolate() {
         let picture = image::open(&walk).unwrap();
         // [image a | 4 points | image b].
         assert_eq!((picture.width(), picture.height()), (6 * 34 + 2, 34 + 2));
+        // Other formats by the name; an unknown one refused before anything is drawn.
+        let walk = dir.path().join(format!("{arch}-walk.JPEG"));
+        let mut args = vec!["interpolate", "--run", run_arg, "--a", "0", "--b", "5"];
+        args.extend(["--out", walk.to_str().unwrap()]);
+        let output = pixelcnn(&args);
+        assert!(output.status.success(), "{arch}: {}", stderr(&output));
+        assert_magic(&walk, JPEG);
+        let tiff = dir.path().join("rec.tiff");
+        let tiff_arg = tiff.to_str().unwrap();
+        assert_fails_with(
+            &["reconstruct", "--run", run_arg, "--out", tiff_arg],
+            "rec.tiff: a picture's name must end in .png, .jpg, .jpeg, .gif or .bmp",
+        );
+        assert!(!tiff.exists());
 
         assert_fails_with(
             &["sample", "--run", run_arg, "--out", "x.png"],
@@ -885,7 +905,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
                 "--out",
                 "x.png",
             ],
-            "--points must be at least 2",
+            "'--points <POINTS>': must be a whole number ≥ 2",
         );
     }
     let plain = dir.path().join("plain");
@@ -926,7 +946,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
             "--latent-dim",
             "0",
         ],
-        "the code needs at least one value",
+        "'--latent-dim <LATENT_DIM>': must be a whole number ≥ 1",
     );
 }
 
@@ -1218,4 +1238,336 @@ fn the_mse_autoencoder_logs_resumes_and_is_scored_as_mse() {
         assert_eq!(tile(row, 1), tile(row, 2));
         assert_eq!(tile(row, 1), tile(row, 3));
     }
+}
+
+/// The first bytes of each picture format.
+const PNG: &[u8] = &[0x89, b'P', b'N', b'G'];
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+const GIF: &[u8] = b"GIF8";
+const BMP: &[u8] = b"BM";
+
+fn assert_magic(path: &Path, magic: &[u8]) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        bytes.starts_with(magic),
+        "{}: {:x?}",
+        path.display(),
+        &bytes[..8]
+    );
+}
+
+#[test]
+fn negative_numbers_are_values_whose_range_the_message_names() {
+    // (command, flag, value, the allowed range): every numeric flag of every command.
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("train", "--steps", "-1", "whole number ≥ 1"),
+        ("train", "--epochs", "-1", "whole number ≥ 1"),
+        ("train", "--batch-size", "-5", "whole number ≥ 1"),
+        ("train", "--interval", "-2", "whole number ≥ 1"),
+        ("train", "--lr", "-0.1", "number > 0"),
+        ("train", "--seed", "-1", "whole number ≥ 0"),
+        ("train", "--levels", "-4", "whole number from 2 to 256"),
+        ("train", "--layers", "-1", "whole number ≥ 1"),
+        ("train", "--channels", "-8", "whole number ≥ 1"),
+        ("train", "--latent-dim", "-1", "whole number ≥ 1"),
+        (
+            "train",
+            "--image-size",
+            "-28",
+            "whole number from 1 to 1024",
+        ),
+        ("sample", "--n", "-3", "whole number ≥ 1"),
+        ("sample", "--temperature", "-1", "number ≥ 0"),
+        ("sample", "--seed", "-7", "whole number ≥ 0"),
+        ("sample", "--scale", "-2", "whole number ≥ 1"),
+        ("sample", "--nrow", "-4", "whole number ≥ 1"),
+        ("sample", "--index", "-1", "whole number ≥ 0"),
+        ("sample", "--points", "-5", "whole number ≥ 2"),
+        ("complete", "--rows", "-1", "whole number ≥ 0"),
+        ("complete", "--n", "-1", "whole number ≥ 1"),
+        ("complete", "--samples", "-2", "whole number ≥ 1"),
+        ("complete", "--temperature", "-0.5", "number ≥ 0"),
+        ("reconstruct", "--n", "-1", "whole number ≥ 1"),
+        ("reconstruct", "--samples", "-1", "whole number ≥ 1"),
+        ("reconstruct", "--scale", "-1", "whole number ≥ 1"),
+        ("interpolate", "--a", "-1", "whole number ≥ 0"),
+        ("interpolate", "--b", "-2", "whole number ≥ 0"),
+        ("interpolate", "--points", "-3", "whole number ≥ 2"),
+        ("interpolate", "--samples", "-1", "whole number ≥ 1"),
+    ];
+    for &(command, flag, value, range) in cases {
+        let mut args = vec![command, "--out", "o.png", flag, value];
+        if command != "train" {
+            args.extend(["--run", "r"]);
+        }
+        let output = pixelcnn(&args);
+        let message = stderr(&output);
+        assert!(
+            !output.status.success(),
+            "{command} {flag} {value} succeeded"
+        );
+        let expected = format!("invalid value '{value}' for '{flag} <");
+        assert!(
+            message.contains(&expected) && message.contains(&format!(">': must be a {range}")),
+            "{command} {flag} {value}: {message}"
+        );
+    }
+    // Both numbers of --interpolate I J, and a value beyond the type.
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            "r",
+            "--out",
+            "o.png",
+            "--interpolate",
+            "0",
+            "-2",
+        ],
+        "invalid value '-2' for '--interpolate <I> <J>': must be a whole number ≥ 0",
+    );
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            "r",
+            "--out",
+            "o.png",
+            "--n",
+            "99999999999999999999999",
+        ],
+        "must be a whole number ≥ 1, and this one is too large",
+    );
+}
+
+/// A tiny trained run in `dir`/run, on 8×8 images.
+fn tiny_run(dir: &Path) -> std::path::PathBuf {
+    let (data, run) = (dir.join("data"), dir.join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    run
+}
+
+#[test]
+fn pictures_take_the_format_their_name_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let run_arg = run.to_str().unwrap();
+    for (name, magic) in [
+        ("s.png", PNG),
+        ("s.jpg", JPEG),
+        ("s.JPG", JPEG),
+        ("s.jpeg", JPEG),
+        ("s.Gif", GIF),
+        ("s.bmp", BMP),
+    ] {
+        let path = dir.path().join(name);
+        let output = pixelcnn(&[
+            "sample",
+            "--run",
+            run_arg,
+            "--n",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        assert_magic(&path, magic);
+        let picture = image::open(&path).unwrap();
+        assert_eq!((picture.width(), picture.height()), (70, 70), "{name}");
+    }
+    let heatmap = dir.path().join("heat.bmp");
+    let output = pixelcnn(&[
+        "eval",
+        "--run",
+        run_arg,
+        "--heatmap",
+        heatmap.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_magic(&heatmap, BMP);
+    let completion = dir.path().join("c.jpeg");
+    let completion_arg = completion.to_str().unwrap();
+    let output = pixelcnn(&[
+        "complete",
+        "--run",
+        run_arg,
+        "--rows",
+        "3",
+        "--out",
+        completion_arg,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_magic(&completion, JPEG);
+
+    // Any other name is refused, before the model is loaded: the checkpoint is not even read.
+    let unloadable = dir.path().join("unloadable");
+    std::fs::create_dir(&unloadable).unwrap();
+    std::fs::copy(run.join("config.json"), unloadable.join("config.json")).unwrap();
+    std::fs::write(unloadable.join("checkpoint.bin"), b"not a checkpoint").unwrap();
+    let unloadable_arg = unloadable.to_str().unwrap();
+    let accepted = "a picture's name must end in .png, .jpg, .jpeg, .gif or .bmp (any case)";
+    for name in ["x.tiff", "x.webp", "x", "x.png.txt"] {
+        let path = dir.path().join(name);
+        let path_arg = path.to_str().unwrap();
+        let needle = format!("{path_arg}: {accepted}");
+        for args in [
+            vec!["sample", "--run", unloadable_arg, "--out", path_arg],
+            vec!["eval", "--run", unloadable_arg, "--heatmap", path_arg],
+            vec![
+                "complete",
+                "--run",
+                unloadable_arg,
+                "--rows",
+                "3",
+                "--out",
+                path_arg,
+            ],
+        ] {
+            assert_fails_with(&args, &needle);
+        }
+        assert!(!path.exists(), "{name} was written");
+    }
+}
+
+#[test]
+fn an_unwritable_path_or_unreadable_picture_reports_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let run_arg = run.to_str().unwrap();
+    let missing = dir.path().join("missing").join("x.png");
+    let missing_arg = missing.to_str().unwrap();
+    for args in [
+        vec!["sample", "--run", run_arg, "--n", "2", "--out", missing_arg],
+        vec!["eval", "--run", run_arg, "--heatmap", missing_arg],
+        vec![
+            "complete",
+            "--run",
+            run_arg,
+            "--rows",
+            "3",
+            "--n",
+            "1",
+            "--out",
+            missing_arg,
+        ],
+    ] {
+        let output = pixelcnn(&args);
+        let message = stderr(&output);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(message.contains(missing_arg), "{args:?}: {message}");
+        assert_eq!(
+            message.matches("os error 2").count(),
+            1,
+            "{args:?}: {message}"
+        );
+    }
+    // A damaged sample grid: image's decoding error is shown once, not again as its source.
+    std::fs::write(run.join("samples_step0000002.png"), b"not a picture").unwrap();
+    let output = pixelcnn(&["gif", "--run", run_arg]);
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert!(message.contains("samples_step0000002.png"), "{message}");
+    assert_eq!(
+        message.matches("Invalid PNG signature").count(),
+        1,
+        "{message}"
+    );
+}
+
+#[test]
+fn big_grids_are_refused_before_drawing_and_out_dir_writes_one_picture_per_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let run_arg = run.to_str().unwrap();
+    // Refused with the run's model unreadable: before loading it, let alone drawing.
+    let unloadable = dir.path().join("unloadable");
+    std::fs::create_dir(&unloadable).unwrap();
+    std::fs::copy(run.join("config.json"), unloadable.join("config.json")).unwrap();
+    std::fs::write(unloadable.join("checkpoint.bin"), b"not a checkpoint").unwrap();
+    let big = dir.path().join("big.png");
+    let big_arg = big.to_str().unwrap();
+    let unloadable_arg = unloadable.to_str().unwrap();
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            unloadable_arg,
+            "--n",
+            "5000",
+            "--out",
+            big_arg,
+        ],
+        "a grid of 5000 images is too many for one picture (at most 1024): lower --n, --scale or --nrow, or write one PNG per image with --out-dir DIR",
+    );
+    // 2 columns of 8·1100 pixels and 2-pixel gaps; 600 columns of 8·4 pixels.
+    let sample = |flags: &[&'static str]| {
+        let mut args = vec!["sample", "--run", unloadable_arg, "--out", big_arg];
+        args.extend_from_slice(flags);
+        args
+    };
+    assert_fails_with(
+        &sample(&["--n", "4", "--scale", "1100"]),
+        "a grid of 17606×17606 pixels is too large for one picture (at most 16384 a side)",
+    );
+    assert_fails_with(
+        &sample(&["--n", "600", "--nrow", "600"]),
+        "a grid of 20402×36 pixels is too large",
+    );
+    assert!(!big.exists());
+
+    // 70 images, more than one batch, both ways from the same seed: the files of --out-dir
+    // are the tiles of the grid (9 columns of 8×8 tiles, 2-pixel gaps, at --scale 1).
+    let grid_path = dir.path().join("grid.png");
+    let folder = dir.path().join("folder");
+    let common = [
+        "sample", "--run", run_arg, "--n", "70", "--seed", "3", "--scale",
+    ];
+    let mut grid_args = common.to_vec();
+    grid_args.extend(["1", "--out", grid_path.to_str().unwrap()]);
+    let output = pixelcnn(&grid_args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut folder_args = common.to_vec();
+    folder_args.extend(["2", "--out-dir", folder.to_str().unwrap()]);
+    let output = pixelcnn(&folder_args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let grid = image::open(&grid_path).unwrap().to_rgb8();
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let expected: Vec<String> = (0..70).map(|i| format!("{i:04}.png")).collect();
+    assert_eq!(names, expected);
+    for (index, name) in names.iter().enumerate() {
+        let path = folder.join(name);
+        assert_magic(&path, PNG);
+        let image = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(image.dimensions(), (16, 16), "{name}: --scale 2");
+        let (top, left) = (2 + (index as u32 / 9) * 10, 2 + (index as u32 % 9) * 10);
+        for (x, y, pixel) in image.enumerate_pixels() {
+            assert_eq!(
+                pixel,
+                grid.get_pixel(left + x / 2, top + y / 2),
+                "{name} at {x},{y}"
+            );
+        }
+    }
+    assert_fails_with(
+        &[
+            "sample",
+            "--run",
+            run_arg,
+            "--out",
+            "a.png",
+            "--out-dir",
+            "d",
+        ],
+        "cannot be used with",
+    );
+    assert_fails_with(
+        &["sample", "--run", run_arg],
+        "<--out <OUT>|--out-dir <OUT_DIR>>",
+    );
 }

@@ -14,9 +14,11 @@ use pixelcnn::picture;
 use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
 
-use super::{DrawingArgs, open_run, sampling_options, test_images};
+use super::values::at_least;
+use super::{DrawingArgs, check_grid, open_run, sampling_options, test_images};
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct ReconstructArgs {
     /// Run folder of an auto-encoder (--arch autoencoder, autoencoder-deconv or autoencoder-mse).
     #[arg(long)]
@@ -26,12 +28,13 @@ pub(crate) struct ReconstructArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Number of test images.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least(1usize))]
     n: usize,
     /// Images decoded from each code (an MSE-trained auto-encoder repeats its one decoding).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least(1usize))]
     samples: usize,
-    /// Output PNG: one row per test image, [original | decoded...].
+    /// Output picture, one row per test image, [original | decoded...]: .png, .jpg, .jpeg, .gif
+    /// or .bmp (any case) by its name.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -39,6 +42,7 @@ pub(crate) struct ReconstructArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct InterpolateArgs {
     /// Run folder of an auto-encoder (--arch autoencoder, autoencoder-deconv or autoencoder-mse).
     #[arg(long)]
@@ -48,19 +52,20 @@ pub(crate) struct InterpolateArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Index of the first test image.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(0usize))]
     a: usize,
     /// Index of the second test image.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(0usize))]
     b: usize,
     /// Codes on the line from a's code to b's, both ends included.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least(2usize))]
     points: usize,
     /// Rows of decodings (each row draws every point anew; an MSE-trained auto-encoder repeats
     /// its one row).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least(1usize))]
     samples: usize,
-    /// Output PNG: rows of [image a | decoded points... | image b].
+    /// Output picture, rows of [image a | decoded points... | image b]: .png, .jpg, .jpeg, .gif
+    /// or .bmp (any case) by its name.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -119,7 +124,7 @@ pub(crate) fn open_autoencoder(
     device: &Device,
 ) -> anyhow::Result<AutoEncoderRun> {
     let (run_dir, config) = open_run(run)?;
-    let options = sampling_options(&config, drawing)?;
+    let options = sampling_options(&config, drawing);
     if config.model.latent.is_none() {
         bail!(
             "{} is not an auto-encoder run: train one with --arch autoencoder, autoencoder-deconv or autoencoder-mse",
@@ -137,11 +142,18 @@ pub(crate) fn open_autoencoder(
 }
 
 pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
-    if args.n == 0 || args.samples == 0 {
-        bail!("--n and --samples must be at least 1");
-    }
+    picture::format_of(&args.out)?;
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
     let count = args.n.min(ae.test.len());
+    let columns = args.samples.saturating_add(1);
+    let (scale, instead) = (args.drawing.scale, "lower --n, --samples or --scale");
+    check_grid(
+        count.saturating_mul(columns),
+        columns,
+        &ae.options,
+        scale,
+        instead,
+    )?;
     let indices: Vec<usize> = (0..count).collect();
     let sources: Vec<usize> = (0..count)
         .flat_map(|i| std::iter::repeat_n(i, args.samples))
@@ -155,17 +167,24 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
         tiles.push(ae.test_tile(*index));
         tiles.extend(drawn.iter().map(|image| ae.tile(image)));
     }
-    let grid = picture::grid(&tiles, args.samples + 1, args.drawing.scale);
-    picture::save_png(&grid, &args.out)?;
+    let grid = picture::grid(&tiles, columns, scale);
+    picture::save(&grid, &args.out)?;
     eprintln!("wrote {count} reconstructions to {}", args.out.display());
     Ok(())
 }
 
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
-    if args.points < 2 || args.samples == 0 {
-        bail!("--points must be at least 2 and --samples at least 1");
-    }
+    picture::format_of(&args.out)?;
     let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    let columns = args.points.saturating_add(2);
+    let (scale, instead) = (args.drawing.scale, "lower --points, --samples or --scale");
+    check_grid(
+        columns.saturating_mul(args.samples),
+        columns,
+        &ae.options,
+        scale,
+        instead,
+    )?;
     for index in [args.a, args.b] {
         if index >= ae.test.len() {
             bail!(
@@ -190,8 +209,8 @@ pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> any
         tiles.extend(row.iter().map(|image| ae.tile(image)));
         tiles.push(ae.test_tile(args.b));
     }
-    let grid = picture::grid(&tiles, args.points + 2, args.drawing.scale);
-    picture::save_png(&grid, &args.out)?;
+    let grid = picture::grid(&tiles, columns, scale);
+    picture::save(&grid, &args.out)?;
     eprintln!(
         "wrote {} rows of {} points to {}",
         args.samples,

@@ -24,7 +24,8 @@ pub(crate) struct EvalArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
-    /// Also write a PNG of a few test images beside heat maps of their per-pixel NLL.
+    /// Also write a picture of a few test images beside heat maps of their per-pixel NLL: .png,
+    /// .jpg, .jpeg, .gif or .bmp (any case) by its name.
     #[arg(long)]
     heatmap: Option<PathBuf>,
     /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
@@ -33,6 +34,9 @@ pub(crate) struct EvalArgs {
 }
 
 pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
+    if let Some(path) = &args.heatmap {
+        picture::format_of(path)?;
+    }
     let (run, config) = open_run(&args.run)?;
     if args.heatmap.is_some() && config.model.arch.objective() == Objective::Mse {
         bail!("--heatmap shows per-pixel NLL, and an MSE-trained auto-encoder has no likelihood");
@@ -70,7 +74,7 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
             &indices,
             device,
         );
-        picture::save_png(&picture, &path)?;
+        picture::save(&picture, &path)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

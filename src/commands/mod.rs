@@ -3,9 +3,11 @@
 
 pub(crate) mod autoencoder;
 pub(crate) mod bench;
+pub(crate) mod complete;
 pub(crate) mod eval;
-pub(crate) mod generate;
+pub(crate) mod sample;
 pub(crate) mod train;
+pub(crate) mod values;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ use clap::Args;
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{Embeddings, ImageSet};
+use pixelcnn::picture::{self, MAX_GRID_SIDE, MAX_GRID_TILES};
 use pixelcnn::plot::loss_plot;
 use pixelcnn::sample::{Sampler, SamplingOptions};
 
@@ -21,13 +24,13 @@ use pixelcnn::sample::{Sampler, SamplingOptions};
 #[derive(Args)]
 pub(crate) struct DrawingArgs {
     /// Seed of the random draws.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = values::at_least(0u64))]
     seed: u64,
     /// Softmax temperature; 0 always picks the most likely level.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = values::non_negative::<f32>)]
     temperature: f32,
     /// Upscaling factor of each image (nearest neighbour).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = values::at_least(1u32))]
     scale: u32,
     /// cached: incremental, fast (gated models); naive: one full forward pass per pixel.
     #[arg(long, value_enum, default_value_t = Sampler::Cached)]
@@ -78,27 +81,39 @@ pub(crate) fn describe(channels: usize, height: usize, width: usize) -> String {
     format!("{height}×{width} {kind}")
 }
 
-pub(crate) fn sampling_options(
-    config: &RunConfig,
-    drawing: &DrawingArgs,
-) -> anyhow::Result<SamplingOptions> {
-    if drawing.scale == 0 {
-        bail!("--scale must be at least 1");
-    }
-    if !(drawing.temperature >= 0.0 && drawing.temperature.is_finite()) {
-        bail!(
-            "--temperature must be 0 or more, got {}",
-            drawing.temperature
-        );
-    }
-    Ok(SamplingOptions {
+pub(crate) fn sampling_options(config: &RunConfig, drawing: &DrawingArgs) -> SamplingOptions {
+    SamplingOptions {
         levels: config.model.levels,
         channels: config.model.input_channels,
         height: config.image_height,
         width: config.image_width,
         temperature: drawing.temperature,
         sampler: drawing.sampler,
-    })
+    }
+}
+
+/// Refuses, before any drawing, a grid of more than [`MAX_GRID_TILES`] images of `options`' size
+/// or more than [`MAX_GRID_SIDE`] pixels on a side; `instead` says how to get a smaller one.
+pub(crate) fn check_grid(
+    tiles: usize,
+    columns: usize,
+    options: &SamplingOptions,
+    scale: u32,
+    instead: &str,
+) -> anyhow::Result<()> {
+    if tiles > MAX_GRID_TILES {
+        bail!(
+            "a grid of {tiles} images is too many for one picture (at most {MAX_GRID_TILES}): {instead}"
+        );
+    }
+    let tile = (options.width as u32, options.height as u32);
+    let (width, height) = picture::grid_size(tiles, columns, tile, scale);
+    if width.max(height) > MAX_GRID_SIDE {
+        bail!(
+            "a grid of {width}×{height} pixels is too large for one picture (at most {MAX_GRID_SIDE} a side): {instead}"
+        );
+    }
+    Ok(())
 }
 
 /// `sample` and `complete` draw from p(x) or p(x|h) for given h; an auto-encoder's h comes

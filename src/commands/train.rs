@@ -8,12 +8,16 @@ use burn::prelude::Device;
 use clap::{Args, ValueEnum};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{DataSource, Dataset, FolderOptions, ImageSet};
-use pixelcnn::model::{Architecture, Conditioning, Latent, PixelCnnConfig, SpatialMap};
+use pixelcnn::model::{
+    Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
+};
 use pixelcnn::train::{Outcome, train};
 
 use super::read_embeddings;
+use super::values::{at_least, between, positive};
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct TrainArgs {
     /// Run folder for the config, checkpoint, metrics and sample grids.
     #[arg(long)]
@@ -28,7 +32,7 @@ pub(crate) struct TrainArgs {
     data_dir: Option<PathBuf>,
     /// --dataset folder: every image is centre-cropped to a square and resized (bilinear) to
     /// this size × this size.
-    #[arg(long)]
+    #[arg(long, value_parser = between(1, MAX_IMAGE_SIDE))]
     image_size: Option<usize>,
     /// --dataset folder: read the images as grayscale or RGB; auto picks RGB if any image has
     /// colour [default: auto].
@@ -40,22 +44,22 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Optimisation steps [default: 400].
-    #[arg(long, conflicts_with = "epochs")]
+    #[arg(long, conflicts_with = "epochs", value_parser = at_least(1usize))]
     steps: Option<usize>,
     /// Passes over the training images, instead of --steps.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(1usize))]
     epochs: Option<usize>,
     /// Images per step [default: 32].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(1usize))]
     batch_size: Option<usize>,
     /// Adam learning rate [default: 0.003].
-    #[arg(long)]
+    #[arg(long, value_parser = positive::<f64>)]
     lr: Option<f64>,
     /// Seed of the initial weights and the batch order [default: 0].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(0u64))]
     seed: Option<u64>,
     /// Steps between validation, checkpoint and sample grid [default: 200].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(1usize))]
     interval: Option<usize>,
 }
 
@@ -80,7 +84,7 @@ pub(crate) struct ModelArgs {
         model_defaults().arch.to_possible_value().expect("no variant is skipped").get_name(),
     ))]
     arch: Option<Architecture>,
-    #[arg(long, help = with_default(
+    #[arg(long, value_parser = between(2usize, 256), help = with_default(
         "Intensity levels K of the softmax, 2..=256",
         DEFAULT_LEVELS,
     ))]
@@ -88,12 +92,16 @@ pub(crate) struct ModelArgs {
     /// Binarised images: the same as --levels 2.
     #[arg(long, conflicts_with = "levels")]
     binarize: bool,
-    #[arg(long, help = with_default(
+    #[arg(long, value_parser = at_least(1usize), help = with_default(
         "Number of layers, the first included",
         model_defaults().layers,
     ))]
     layers: Option<usize>,
-    #[arg(long, help = with_default("Feature channels per layer", model_defaults().channels))]
+    #[arg(
+        long,
+        value_parser = at_least(1usize),
+        help = with_default("Feature channels per layer", model_defaults().channels)
+    )]
     channels: Option<usize>,
     /// Condition the model on the data's class labels (gated architecture).
     #[arg(long, value_enum, conflicts_with = "condition_file")]
@@ -103,7 +111,7 @@ pub(crate) struct ModelArgs {
     #[arg(long)]
     condition_file: Option<PathBuf>,
     /// Size m of an auto-encoder's code [default: 16].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least(1usize))]
     latent_dim: Option<usize>,
     /// How the condition enters each layer: `vector` adds V·h; `deconv` maps h to a spatial map
     /// s = m(h) with a deconvolution network and adds V*s, so it can depend on location.
@@ -388,20 +396,11 @@ pub(crate) fn run_config(
     };
     let batch_size = pick(args.batch_size, stored.map(|s| s.batch_size), 32);
     let interval = pick(args.interval, stored.map(|s| s.interval), 200);
-    if batch_size == 0 || interval == 0 {
-        bail!("--batch-size and --interval must be at least 1");
-    }
     let steps = match args.epochs {
-        Some(epochs) => epochs * (train_set.len() / batch_size.min(train_set.len())),
+        Some(epochs) => epochs.saturating_mul(train_set.len() / batch_size.min(train_set.len())),
         None => pick(args.steps, stored.map(|s| s.steps), 400),
     };
-    if steps == 0 {
-        bail!("--steps and --epochs must be at least 1");
-    }
     let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(3e-3);
-    if !(learning_rate > 0.0 && learning_rate.is_finite()) {
-        bail!("--lr must be a positive number, got {learning_rate}");
-    }
     let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(0);
     if let Some(s) = stored {
         if s.seed != seed || s.batch_size != batch_size {

@@ -1,0 +1,110 @@
+//! `pixelcnn complete`: the model draws the rest of test images from their top rows, for
+//! unconditional and conditional models.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use burn::prelude::Device;
+use clap::Args;
+use pixelcnn::picture;
+use pixelcnn::random;
+use pixelcnn::sample::complete;
+
+use super::values::at_least;
+use super::{DrawingArgs, check_grid, open_run, refuse_autoencoder, sampling_options, test_images};
+
+#[derive(Args)]
+#[command(allow_negative_numbers = true)]
+pub(crate) struct CompleteArgs {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
+    /// whose every tenth image is used); default: the run's own data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Rows kept from the top of each image.
+    #[arg(long, value_parser = at_least(0usize))]
+    rows: usize,
+    /// Number of test images.
+    #[arg(long, default_value_t = 8, value_parser = at_least(1usize))]
+    n: usize,
+    /// Completions drawn per image.
+    #[arg(long, default_value_t = 4, value_parser = at_least(1usize))]
+    samples: usize,
+    /// Output picture, one row per image, [original | occluded | completions...]: .png, .jpg,
+    /// .jpeg, .gif or .bmp (any case) by its name.
+    #[arg(long)]
+    out: PathBuf,
+    /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
+    #[arg(long)]
+    condition_file: Option<PathBuf>,
+    #[command(flatten)]
+    drawing: DrawingArgs,
+}
+
+pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
+    let (run, config) = open_run(&args.run)?;
+    refuse_autoencoder(&config)?;
+    picture::format_of(&args.out)?;
+    let options = sampling_options(&config, &args.drawing);
+    if args.rows >= options.height {
+        bail!(
+            "--rows must be less than the image height {}, got {}",
+            options.height,
+            args.rows
+        );
+    }
+    let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
+    let count = args.n.min(test.len());
+    let columns = args.samples.saturating_add(2);
+    let instead = "lower --n, --samples or --scale";
+    let scale = args.drawing.scale;
+    check_grid(
+        count.saturating_mul(columns),
+        columns,
+        &options,
+        scale,
+        instead,
+    )?;
+    let checkpoint = run.load_checkpoint_for(&config, device)?;
+    let originals: Vec<Vec<u8>> = (0..count).map(|i| test.levels(i, options.levels)).collect();
+    // Every completion of every image in one batch: image i's completions are rows i·S..(i+1)·S.
+    let starts: Vec<Vec<u8>> = originals
+        .iter()
+        .flat_map(|image| std::iter::repeat_n(image.clone(), args.samples))
+        .collect();
+    let sources: Vec<usize> = (0..count)
+        .flat_map(|i| std::iter::repeat_n(i, args.samples))
+        .collect();
+    test.check_conditioning(checkpoint.config.conditioning)?;
+    let condition = test.condition(&sources, checkpoint.config.conditioning, device);
+    let mut rng = random::seeded(args.drawing.seed);
+    let known = args.rows * options.width;
+    let completions = complete(
+        &checkpoint.model,
+        starts,
+        known,
+        condition,
+        options,
+        &mut rng,
+        device,
+    );
+    let (levels, height, width) = (options.levels, options.height, options.width);
+    let mut tiles = Vec::new();
+    for (original, drawn) in originals.iter().zip(completions.chunks(args.samples)) {
+        tiles.push(picture::levels_tile(original, levels, height, width));
+        tiles.push(picture::occluded_tile(
+            original, levels, height, width, args.rows,
+        ));
+        tiles.extend(
+            drawn
+                .iter()
+                .map(|image| picture::levels_tile(image, levels, height, width)),
+        );
+    }
+    let grid = picture::grid(&tiles, columns, scale);
+    picture::save(&grid, &args.out)?;
+    eprintln!("wrote {count} completions to {}", args.out.display());
+    Ok(())
+}
