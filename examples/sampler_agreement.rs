@@ -32,7 +32,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let free: usize = args.next().map_or(Ok(256), |n| n.parse())?;
     let device = Device::flex();
     let config = run.read_config()?;
-    let model = run.load_checkpoint_for(&config, &device)?.model;
+    let model = run
+        .load_checkpoint_for(&config, &device)?
+        .into_inference_model();
     let PixelCnn::Gated(gated) = &model else {
         return Err("the cached sampler covers unconditional gated models here".into());
     };

@@ -82,7 +82,7 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
     let mut rng = random::seeded(args.drawing.seed);
     let known = args.rows * options.width;
     let completions = complete(
-        &checkpoint.model,
+        checkpoint.inference_model(),
         starts,
         known,
         condition,
