@@ -11,7 +11,7 @@ use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet}
 use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
-use pixelcnn::recipe::Recipe;
+use pixelcnn::recipe::{NEW_RUN, Recipe};
 use pixelcnn::train::{Outcome, train};
 
 use super::read_embeddings;
@@ -66,8 +66,8 @@ pub(crate) struct TrainArgs {
     recipe: RecipeArgs,
 }
 
-/// The optimisation recipe; each flag left out takes the run's value when resuming, else its
-/// default.
+/// The optimisation recipe; each flag left out takes the run's value when resuming, else that
+/// of [`NEW_RUN`].
 #[derive(Args)]
 pub(crate) struct RecipeArgs {
     /// Steps of linear learning-rate warm-up from 0 [default: 0].
@@ -76,12 +76,15 @@ pub(crate) struct RecipeArgs {
     /// Steps over which the learning rate halves (exponential decay); 0: no decay [default: 0].
     #[arg(long, value_parser = at_least(0usize))]
     lr_half_life: Option<usize>,
-    /// Decay of the moving average of the weights that validation, eval and sampling use, in
-    /// [0, 1); 0: no average [default: 0].
-    #[arg(long, value_parser = values::fraction)]
+    #[arg(long, value_parser = values::fraction, help = with_default(
+        "Decay of the moving average of the weights that validation, eval and sampling use, in [0, 1); 0: no average",
+        NEW_RUN.ema_decay.unwrap_or(0.0),
+    ))]
     ema: Option<f64>,
-    /// Ceiling on the global norm of each step's gradient; 0: no clipping [default: 0].
-    #[arg(long, value_parser = values::non_negative::<f64>)]
+    #[arg(long, value_parser = values::non_negative::<f64>, help = with_default(
+        "Ceiling on the global norm of each step's gradient; 0: no clipping",
+        NEW_RUN.clip_grad_norm.unwrap_or(0.0),
+    ))]
     clip_grad_norm: Option<f64>,
 }
 
@@ -493,9 +496,7 @@ pub(crate) fn run_config(
         image_height: train_set.height,
         image_width: train_set.width,
         binarization,
-        recipe: args
-            .recipe
-            .over(stored.map_or_else(Recipe::default, |s| s.recipe)),
+        recipe: args.recipe.over(stored.map_or(NEW_RUN, |s| s.recipe)),
     };
     // The checks a stored config.json gets, such as the ceiling on the model's size.
     config.validate().map_err(anyhow::Error::msg)?;
