@@ -14,6 +14,7 @@ use commands::autoencoder::{
 use commands::bench::{BenchArgs, bench_command};
 use commands::complete::{CompleteArgs, complete_command};
 use commands::eval::{EvalArgs, eval_command};
+use commands::export::{ExportArgs, export_command, pretrained_command};
 use commands::sample::{SampleArgs, sample_command};
 use commands::train::{TrainArgs, train_command};
 use commands::{RunArgs, gif_command, plot_command};
@@ -51,6 +52,10 @@ enum Command {
     Reconstruct(ReconstructArgs),
     /// Auto-encoders: decode codes on the line between two test images' codes.
     Interpolate(InterpolateArgs),
+    /// Write a model's weights as one safetensors file, with its settings in the metadata.
+    Export(ExportArgs),
+    /// List the models shipped inside the binary (use them with --pretrained NAME).
+    Pretrained,
 }
 
 fn main() -> ExitCode {
@@ -77,5 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconstruct(args) => reconstruct_command(args, &device),
         Command::Interpolate(args) => interpolate_command(args, &device),
         Command::Plot(args) => plot_command(args),
+        Command::Export(args) => export_command(args, &device),
+        Command::Pretrained => pretrained_command(),
     }
 }

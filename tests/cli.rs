@@ -8,6 +8,7 @@ use std::path::Path;
 use common::{TINY, cifar_records, context_free_bits, f32_bytes, npy, pixelcnn, synthetic_data};
 use pixelcnn::data::{DataSource, Dataset};
 use pixelcnn::model::PixelCnnConfig;
+use pixelcnn::recipe::NEW_RUN;
 use std::process::{Command, Output};
 
 fn stderr(output: &Output) -> String {
@@ -701,6 +702,7 @@ fn a_new_runs_model_and_the_help_take_the_library_defaults() {
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
     let defaults = PixelCnnConfig::new(4);
     assert_eq!(config["model"], serde_json::to_value(&defaults).unwrap());
+    assert_eq!(config["recipe"], serde_json::to_value(NEW_RUN).unwrap());
 
     let help = String::from_utf8(pixelcnn(&["train", "--help"]).stdout).unwrap();
     for shown in [
@@ -710,6 +712,8 @@ fn a_new_runs_model_and_the_help_take_the_library_defaults() {
             "Feature channels per layer [default: {}]",
             defaults.channels
         ),
+        format!("no average [default: {}]", NEW_RUN.ema_decay.unwrap()),
+        format!("no clipping [default: {}]", NEW_RUN.clip_grad_norm.unwrap()),
     ] {
         assert!(help.contains(&shown), "{shown}: {help}");
     }
@@ -918,7 +922,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
             "--out",
             "x.png",
         ],
-        "is not an auto-encoder run",
+        "is not an auto-encoder: train one",
     );
     let other = dir.path().join("other");
     let other_arg = other.to_str().unwrap();

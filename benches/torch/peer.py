@@ -11,6 +11,11 @@ like with like. Standard library, torch and numpy only.
         as the one JSON line of `pixelcnn eval --json`; progress and the train time on stderr.
     python3 peer.py check
         Causality self-check of the model: exits non-zero if it fails.
+    python3 peer.py logits --weights FILE.safetensors --input LEVELS.npy [--classes LABELS.npy]
+                           --expected LOGITS.npy [--tolerance 1e-4]
+        Loads the weights `pixelcnn export` wrote into this model, computes the logits of the
+        input levels [B, 1, H, W], and exits non-zero unless they are within the tolerance of
+        the expected ones [B, 1, K, H, W].
 """
 
 import argparse
@@ -42,22 +47,28 @@ def gate(x):
 class GatedLayer(nn.Module):
     """One layer: vertical stack, shifted link into the horizontal stack, gate, skip, residual."""
 
-    def __init__(self, in_ch, channels, kernel, first):
+    def __init__(self, in_ch, channels, kernel, first, classes=None):
         super().__init__()
         self.p, self.first = kernel // 2, first
+        # Class conditioning (Section 2.3): V h added to both stacks' 2C pre-activations.
+        self.condition = None if classes is None else nn.Linear(classes, 4 * channels, bias=False)
         self.vertical = nn.Conv2d(in_ch, 2 * channels, (self.p + 1, kernel))
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.horizontal = nn.Conv2d(in_ch, 2 * channels, (1, self.p + 1))
         self.skip = nn.Conv2d(channels, channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, v, h):
+    def forward(self, v, h, labels=None):
         height, width = v.shape[-2:]
         p = self.p
         # p+1 rows on top, none below: H+1 rows, row r covering input rows r-p-1..r-1.
         pre = self.vertical(F.pad(v, (p, p, p + 1, 0)))
-        v_out = gate(pre[:, :, 1:])  # row i sees rows i-p..i
+        vertical = pre[:, :, 1:]  # row i sees rows i-p..i
         link = self.link(pre[:, :, :height])  # row i sees only rows above i
+        if self.condition is not None:
+            on_vertical, on_horizontal = self.condition(labels)[..., None, None].chunk(2, dim=1)
+            vertical, link = vertical + on_vertical, link + on_horizontal
+        v_out = gate(vertical)
         # Column j covers j-p..j; the first layer j-p-1..j-1 (one more pad, last column dropped).
         left = p + 1 if self.first else p
         hz = self.horizontal(F.pad(h, (left, 0, 0, 0)))[..., :width]
@@ -67,29 +78,32 @@ class GatedLayer(nn.Module):
 
 
 class GatedPixelCNN(nn.Module):
-    def __init__(self, levels, layers, channels, first_kernel=7, kernel=3, head_channels=32):
+    def __init__(self, levels, layers, channels, first_kernel=7, kernel=3, head_channels=32,
+                 classes=None):
         super().__init__()
         self.levels = levels
         self.layers = nn.ModuleList(
-            GatedLayer(1 if i == 0 else channels, channels, first_kernel if i == 0 else kernel, i == 0)
+            GatedLayer(1 if i == 0 else channels, channels, first_kernel if i == 0 else kernel,
+                       i == 0, classes)
             for i in range(layers)
         )
         self.hidden = nn.Conv2d(channels, head_channels, 1)
         self.logits = nn.Conv2d(head_channels, levels, 1)
 
-    def features(self, levels):
-        """The sum of the layers' skip outputs for levels [B, 1, H, W]: the head's input."""
+    def features(self, levels, labels=None):
+        """The sum of the layers' skip outputs for levels [B, 1, H, W] (and, for a conditional
+        model, one-hot labels [B, classes]): the head's input."""
         x = levels.to(self.hidden.weight.dtype) / (self.levels - 1)
         v = h = x
         skips = 0
         for layer in self.layers:
-            v, h, skip = layer(v, h)
+            v, h, skip = layer(v, h, labels)
             skips = skips + skip
         return skips
 
-    def forward(self, levels):
+    def forward(self, levels, labels=None):
         """Logits [B, K, H, W] for levels [B, 1, H, W] (integers in 0..K)."""
-        return self.logits(F.relu(self.hidden(F.relu(self.features(levels)))))
+        return self.logits(F.relu(self.hidden(F.relu(self.features(levels, labels)))))
 
 
 def mean_nll(logits, levels):
@@ -237,6 +251,72 @@ def check(side=7, levels=4):
     return not failures
 
 
+def read_safetensors(path):
+    """The metadata and the tensors {name: array} of a safetensors file: an 8-byte little-endian
+    header length, a JSON header (name -> dtype, shape, byte offsets), then the raw data."""
+    data = Path(path).read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.pop("__metadata__", {})
+    body = data[8 + length :]
+    tensors = {}
+    for name, entry in header.items():
+        if entry["dtype"] != "F32":
+            sys.exit(f"error: {path}: tensor {name} is {entry['dtype']}, not F32")
+        start, end = entry["data_offsets"]
+        tensors[name] = np.frombuffer(body[start:end], "<f4").reshape(entry["shape"])
+    return metadata, tensors
+
+
+# Names of pixelcnn's tensors (see `pixelcnn export`) for this model's modules.
+RENAMED = {"vertical_to_horizontal": "link", "horizontal_output": "out", "head.": ""}
+
+
+def load_exported(path):
+    """This model with the weights of a file `pixelcnn export` wrote, and its class count."""
+    metadata, tensors = read_safetensors(path)
+    config = json.loads(metadata["pixelcnn.run_config"])["model"]
+    conditioning = config["conditioning"]
+    unsupported = [what for what, off in [
+        ("a non-gated architecture", config["arch"] != "gated"),
+        ("colour", config["input_channels"] != 1), ("a condition map", config["spatial"]),
+        ("an auto-encoder", config["latent"]),
+        ("vector conditioning", conditioning["kind"] == "embedding")] if off]
+    if unsupported:
+        sys.exit(f"error: the peer has no {', '.join(unsupported)}")
+    classes = conditioning.get("classes")
+    model = GatedPixelCNN(config["levels"], config["layers"], config["channels"],
+                          config["first_kernel"], config["kernel"], config["head_channels"],
+                          classes)
+    state = {}
+    for name, value in tensors.items():
+        for ours, theirs in RENAMED.items():
+            name = name.replace(ours, theirs)
+        # burn's linear maps are [in, out]; PyTorch's Linear.weight is [out, in].
+        state[name] = torch.from_numpy(value.T.copy() if ".condition." in name else value.copy())
+    model.load_state_dict(state, strict=True)
+    return model, classes
+
+
+@torch.no_grad()
+def logits(args):
+    model, classes = load_exported(args.weights)
+    levels = torch.from_numpy(np.load(args.input)).long()
+    labels = None
+    if classes is not None:
+        if args.classes is None:
+            sys.exit("error: a class-conditional model needs --classes")
+        labels = F.one_hot(torch.from_numpy(np.load(args.classes)).long(), classes).float()
+    ours = model(levels, labels)[:, None]
+    expected = torch.from_numpy(np.load(args.expected))
+    if ours.shape != expected.shape:
+        sys.exit(f"error: logits of shape {list(ours.shape)}, expected {list(expected.shape)}")
+    difference = (ours - expected).abs().max().item()
+    print(f"largest difference from the expected logits: {difference:.3g} "
+          f"(tolerance {args.tolerance:g}) over {expected.numel()} logits")
+    return difference <= args.tolerance
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads [2]")
@@ -252,6 +332,11 @@ def main():
                                 ("head-channels", int, 32)]:
         t.add_argument(f"--{flag}", type=kind, default=default, help=f"[{default}]")
     commands.add_parser("check", help="causality self-check")
+    g = commands.add_parser("logits", help="the logits of exported weights against expected ones")
+    for flag in ["weights", "input", "expected"]:
+        g.add_argument(f"--{flag}", type=Path, required=True)
+    g.add_argument("--classes", type=Path, help="labels [B] of a class-conditional model")
+    g.add_argument("--tolerance", type=float, default=1e-4, help="[1e-4]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.command == "bench":
@@ -260,6 +345,9 @@ def main():
     elif args.command == "train":
         validate(parser, args)
         train(args)
+    elif args.command == "logits":
+        if not logits(args):
+            sys.exit(1)
     elif not check():
         sys.exit(1)
 

@@ -2,7 +2,7 @@
 //! likelihood-trained decoder draws each decoding; the MSE-trained one decodes its intensities
 //! deterministically, rounded to the nearest level, so its repeated decodings are identical.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use burn::prelude::{Device, Int, Tensor, TensorData};
@@ -15,14 +15,15 @@ use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
 
 use super::values::at_least;
-use super::{DrawingArgs, check_grid, open_run, sampling_options, test_images};
+use super::{DrawingArgs, ModelChoice, check_grid, sampling_options, test_images};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct ReconstructArgs {
-    /// Run folder of an auto-encoder (--arch autoencoder, autoencoder-deconv or autoencoder-mse).
-    #[arg(long)]
-    run: PathBuf,
+    /// An auto-encoder: a run of --arch autoencoder, autoencoder-deconv or autoencoder-mse, or
+    /// a shipped one.
+    #[command(flatten)]
+    model: ModelChoice,
     /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
     /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
@@ -44,9 +45,10 @@ pub(crate) struct ReconstructArgs {
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct InterpolateArgs {
-    /// Run folder of an auto-encoder (--arch autoencoder, autoencoder-deconv or autoencoder-mse).
-    #[arg(long)]
-    run: PathBuf,
+    /// An auto-encoder: a run of --arch autoencoder, autoencoder-deconv or autoencoder-mse, or
+    /// a shipped one.
+    #[command(flatten)]
+    model: ModelChoice,
     /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
     /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
@@ -118,22 +120,20 @@ impl AutoEncoderRun {
 }
 
 pub(crate) fn open_autoencoder(
-    run: &Path,
+    choice: &ModelChoice,
     data_dir: Option<PathBuf>,
     drawing: &DrawingArgs,
     device: &Device,
 ) -> anyhow::Result<AutoEncoderRun> {
-    let (run_dir, config) = open_run(run)?;
+    let config = choice.config()?;
     let options = sampling_options(&config, drawing);
     if config.model.latent.is_none() {
         bail!(
-            "{} is not an auto-encoder run: train one with --arch autoencoder, autoencoder-deconv or autoencoder-mse",
-            run.display()
+            "{} is not an auto-encoder: train one with --arch autoencoder, autoencoder-deconv or autoencoder-mse",
+            choice.describe()
         );
     }
-    let model = run_dir
-        .load_checkpoint_for(&config, device)?
-        .into_inference_model();
+    let model = choice.load(&config, device)?;
     let test = test_images(data_dir, None, &config)?;
     Ok(AutoEncoderRun {
         config,
@@ -145,7 +145,7 @@ pub(crate) fn open_autoencoder(
 
 pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
     picture::format_of(&args.out)?;
-    let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    let ae = open_autoencoder(&args.model, args.data_dir, &args.drawing, device)?;
     let count = args.n.min(ae.test.len());
     let columns = args.samples.saturating_add(1);
     let (scale, instead) = (args.drawing.scale, "lower --n, --samples or --scale");
@@ -177,7 +177,7 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
 
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
     picture::format_of(&args.out)?;
-    let ae = open_autoencoder(&args.run, args.data_dir, &args.drawing, device)?;
+    let ae = open_autoencoder(&args.model, args.data_dir, &args.drawing, device)?;
     let columns = args.points.saturating_add(2);
     let (scale, instead) = (args.drawing.scale, "lower --points, --samples or --scale");
     check_grid(

@@ -11,14 +11,15 @@ use pixelcnn::random;
 use pixelcnn::sample::complete;
 
 use super::values::at_least;
-use super::{DrawingArgs, check_grid, open_run, refuse_autoencoder, sampling_options, test_images};
+use super::{
+    DrawingArgs, ModelChoice, check_grid, refuse_autoencoder, sampling_options, test_images,
+};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct CompleteArgs {
-    /// Run folder written by `pixelcnn train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    model: ModelChoice,
     /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
     /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
@@ -44,7 +45,7 @@ pub(crate) struct CompleteArgs {
 }
 
 pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
-    let (run, config) = open_run(&args.run)?;
+    let config = args.model.config()?;
     refuse_autoencoder(&config)?;
     picture::format_of(&args.out)?;
     let options = sampling_options(&config, &args.drawing);
@@ -67,7 +68,7 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
         scale,
         instead,
     )?;
-    let checkpoint = run.load_checkpoint_for(&config, device)?;
+    let model = args.model.load(&config, device)?;
     let originals: Vec<Vec<u8>> = (0..count).map(|i| test.levels(i, options.levels)).collect();
     // Every completion of every image in one batch: image i's completions are rows i·S..(i+1)·S.
     let starts: Vec<Vec<u8>> = originals
@@ -77,19 +78,11 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
     let sources: Vec<usize> = (0..count)
         .flat_map(|i| std::iter::repeat_n(i, args.samples))
         .collect();
-    test.check_conditioning(checkpoint.config.conditioning)?;
-    let condition = test.condition(&sources, checkpoint.config.conditioning, device);
+    test.check_conditioning(config.model.conditioning)?;
+    let condition = test.condition(&sources, config.model.conditioning, device);
     let mut rng = random::seeded(args.drawing.seed);
     let known = args.rows * options.width;
-    let completions = complete(
-        checkpoint.inference_model(),
-        starts,
-        known,
-        condition,
-        options,
-        &mut rng,
-        device,
-    );
+    let completions = complete(&model, starts, known, condition, options, &mut rng, device);
     let (levels, height, width) = (options.levels, options.height, options.width);
     let mut tiles = Vec::new();
     for (original, drawn) in originals.iter().zip(completions.chunks(args.samples)) {

@@ -10,13 +10,12 @@ use pixelcnn::evaluate::{Score, heatmap, score};
 use pixelcnn::model::Objective;
 use pixelcnn::picture;
 
-use super::{open_run, test_images};
+use super::{ModelChoice, test_images};
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Run folder written by `pixelcnn train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    model: ModelChoice,
     /// Test data of the run's kind (IDX t10k files, CIFAR-10 test_batch.bin, or an image folder
     /// whose every tenth image is used); default: the run's own data.
     #[arg(long)]
@@ -37,20 +36,14 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     if let Some(path) = &args.heatmap {
         picture::format_of(path)?;
     }
-    let (run, config) = open_run(&args.run)?;
+    let config = args.model.config()?;
     if args.heatmap.is_some() && config.model.arch.objective() == Objective::Mse {
         bail!("--heatmap shows per-pixel NLL, and an MSE-trained auto-encoder has no likelihood");
     }
-    let checkpoint = run.load_checkpoint_for(&config, device)?;
+    let model = args.model.load(&config, device)?;
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
-    test.check_conditioning(checkpoint.config.conditioning)?;
-    let result = score(
-        checkpoint.inference_model(),
-        &checkpoint.config,
-        &test,
-        usize::MAX,
-        device,
-    );
+    test.check_conditioning(config.model.conditioning)?;
+    let result = score(&model, &config.model, &test, usize::MAX, device);
     if let Some(binarization) = config.binarization {
         eprintln!("binarisation: {}", binarization.describe());
     }
@@ -74,13 +67,7 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     }
     if let Some(path) = args.heatmap {
         let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();
-        let picture = heatmap(
-            checkpoint.inference_model(),
-            &checkpoint.config,
-            &test,
-            &indices,
-            device,
-        );
+        let picture = heatmap(&model, &config.model, &test, &indices, device);
         picture::save(&picture, &path)?;
         eprintln!("wrote {}", path.display());
     }

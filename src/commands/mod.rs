@@ -5,6 +5,7 @@ pub(crate) mod autoencoder;
 pub(crate) mod bench;
 pub(crate) mod complete;
 pub(crate) mod eval;
+pub(crate) mod export;
 pub(crate) mod sample;
 pub(crate) mod train;
 pub(crate) mod values;
@@ -12,12 +13,15 @@ pub(crate) mod values;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use burn::prelude::Device;
 use clap::Args;
 use pixelcnn::animation::write_progress_gif;
 use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::{Embeddings, ImageSet};
+use pixelcnn::model::PixelCnn;
 use pixelcnn::picture::{self, MAX_GRID_SIDE, MAX_GRID_TILES};
 use pixelcnn::plot::loss_plot;
+use pixelcnn::pretrained;
 use pixelcnn::sample::{Sampler, SamplingOptions};
 
 /// How images are drawn and shown.
@@ -42,6 +46,50 @@ pub(crate) struct RunArgs {
     /// Run folder written by `pixelcnn train`.
     #[arg(long)]
     run: PathBuf,
+}
+
+/// The model a command uses: a run folder, or a model shipped inside the binary.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct ModelChoice {
+    /// Run folder written by `pixelcnn train`.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Instead of --run: a model shipped inside the binary, by name (`pixelcnn pretrained`
+    /// lists them).
+    #[arg(long)]
+    pretrained: Option<String>,
+}
+
+impl ModelChoice {
+    /// The settings the model was trained with.
+    pub(crate) fn config(&self) -> anyhow::Result<RunConfig> {
+        match (&self.run, &self.pretrained) {
+            (Some(run), _) => Ok(open_run(run)?.1),
+            (None, Some(name)) => Ok(pretrained::find(name)?.config()?),
+            (None, None) => unreachable!("clap requires --run or --pretrained"),
+        }
+    }
+
+    /// The model to evaluate and sample (a run's moving average of the weights, if it keeps
+    /// one), checked against `config`.
+    pub(crate) fn load(&self, config: &RunConfig, device: &Device) -> anyhow::Result<PixelCnn> {
+        match (&self.run, &self.pretrained) {
+            (Some(run), _) => Ok(RunDir::new(run)
+                .load_checkpoint_for(config, device)?
+                .into_inference_model()),
+            (None, Some(name)) => Ok(pretrained::find(name)?.load(device)?.1),
+            (None, None) => unreachable!("clap requires --run or --pretrained"),
+        }
+    }
+
+    /// The run folder or `pretrained NAME`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match (&self.run, &self.pretrained) {
+            (Some(run), _) => run.display().to_string(),
+            (_, name) => format!("pretrained model {}", name.as_deref().unwrap_or_default()),
+        }
+    }
 }
 
 /// Reads `--condition-file`, if given.

@@ -16,15 +16,14 @@ use pixelcnn::random;
 use pixelcnn::sample::{SamplingOptions, sample};
 
 use super::values::at_least;
-use super::{DrawingArgs, check_grid, open_run, refuse_autoencoder, sampling_options};
+use super::{DrawingArgs, ModelChoice, check_grid, refuse_autoencoder, sampling_options};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
 #[command(group(ArgGroup::new("target").required(true).args(["out", "out_dir"])))]
 pub(crate) struct SampleArgs {
-    /// Run folder written by `pixelcnn train`.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    model: ModelChoice,
     /// Number of images (with --class all or --interpolate: per class or point).
     #[arg(long, default_value_t = 16, value_parser = at_least(1usize))]
     n: usize,
@@ -74,16 +73,16 @@ pub(crate) struct SampleArgs {
 const BATCH: usize = 64;
 
 pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
-    let (run, config) = open_run(&args.run)?;
+    let config = args.model.config()?;
     refuse_autoencoder(&config)?;
     let options = sampling_options(&config, &args.drawing);
     // Planned from the config, which loading the checkpoint checks it agrees with, so that a
     // plan or target that cannot work is refused before the model is loaded.
     let plan = sample_plan(&args, config.model.conditioning)?;
     let target = Target::new(&args, &plan, &options)?;
-    let checkpoint = run.load_checkpoint_for(&config, device)?;
+    let model = args.model.load(&config, device)?;
     let draws = Draws {
-        model: checkpoint.inference_model(),
+        model: &model,
         plan: &plan,
         options,
         seed: args.drawing.seed,
