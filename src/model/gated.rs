@@ -31,7 +31,7 @@ use super::colour::{ColourMask, Mask};
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
 use super::{PixelCnnConfig, conv1x1, input_to_float};
-use crate::ops::channels_last::{pointwise, to_channels_last, window_conv};
+use crate::ops::channels_last::{pointwise, to_channels_last, window_matrix, window_product};
 use crate::ops::gate::gate;
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
@@ -241,7 +241,7 @@ impl GatedLayer {
         let [batch, height, width, _] = vertical_in.dims();
         // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
         // rows i-p..=i), rows 0..H the same shifted down one row for the link.
-        let padded = self.vertical_preactivations(vertical_in, -1, height + 1);
+        let padded = self.vertical_preactivations(vertical_in, -1, height + 1, None);
         // The link of all H+1 rows, then its rows 0..H: the product reads `padded` in place,
         // where rows 0..H of every image would first be copied out.
         let mut link = self.link(padded.clone()).narrow(1, 0, height);
@@ -251,7 +251,7 @@ impl GatedLayer {
             link = link + on_horizontal;
         }
         let vertical_out = gate(vertical);
-        let horizontal = self.horizontal_preactivations(horizontal_in.clone(), 0, width);
+        let horizontal = self.horizontal_preactivations(horizontal_in.clone(), 0, width, None);
         let (horizontal_out, skip) = self.horizontal_outputs(horizontal, link, horizontal_in);
         (vertical_out, horizontal_out, skip)
     }
@@ -264,16 +264,20 @@ impl GatedLayer {
     /// The vertical convolution's 2C pre-activations `[B, rows, W, 2C]` over the vertical input
     /// `[B, H, W, C_in]`: output row r covers input rows `r + last - p ..= r + last` (zero
     /// outside the map). With `last = -1` output row r is the link's pre-activations for row r
-    /// (rows strictly above it), and row r + 1 the vertical stack's at row r.
+    /// (rows strictly above it), and row r + 1 the vertical stack's at row r. `matrix` is the
+    /// convolution's [`window_matrix`] if the caller keeps it; otherwise it is made here.
     pub(crate) fn vertical_preactivations(
         &self,
         vertical_in: Tensor<4>,
         last: isize,
         rows: usize,
+        matrix: Option<Tensor<2>>,
     ) -> Tensor<4> {
         let width = vertical_in.dims()[2];
         let p = self.half_kernel() as isize;
-        window_conv(&self.vertical, vertical_in, (last - p, -p), (rows, width))
+        let matrix = matrix.unwrap_or_else(|| window_matrix(&self.vertical));
+        let offset = (last - p, -p);
+        window_product(&self.vertical, matrix, vertical_in, offset, (rows, width))
     }
 
     /// The 1×1 link of vertical pre-activations into the horizontal stack.
@@ -285,18 +289,22 @@ impl GatedLayer {
     /// `columns` columns from `first_column` on, for its input `[B, rows, W, C_in]`: column j
     /// covers columns j-p..=j, or j-p-1..=j-1 where the current pixel is not seen (the first
     /// layer), plus, for colour images, the current pixel through its masked 1×1 convolution.
+    /// `matrix` is the convolution's [`window_matrix`] if the caller keeps it.
     pub(crate) fn horizontal_preactivations(
         &self,
         horizontal_in: Tensor<4>,
         first_column: usize,
         columns: usize,
+        matrix: Option<Tensor<2>>,
     ) -> Tensor<4> {
         let [_, rows, width, _] = horizontal_in.dims();
         let p = self.half_kernel() as isize;
         let sees_current = !self.first && self.current_pixel.is_none();
         let offset = first_column as isize - p - 1 + isize::from(sees_current);
-        let horizontal = window_conv(
+        let matrix = matrix.unwrap_or_else(|| window_matrix(&self.horizontal));
+        let horizontal = window_product(
             &self.horizontal,
+            matrix,
             horizontal_in.clone(),
             (0, offset),
             (rows, columns),

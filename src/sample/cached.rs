@@ -35,7 +35,7 @@ use burn::tensor::activation::relu;
 use super::{Choose, RowSampler};
 use crate::model::gated::{Condition, GatedLayer};
 use crate::model::{GatedPixelCnn, MaskedPixelCnn};
-use crate::ops::channels_last::to_channels_last;
+use crate::ops::channels_last::{to_channels_last, window_matrix};
 
 /// The pixels of images `[B][C·H·W]` at `rows` and `columns` as levels `[B, C, rows, columns]`.
 fn levels_tensor(
@@ -88,6 +88,8 @@ struct LayerState {
     link: Tensor<4>,
     /// The current row's horizontal output so far `[B, 1, W, C]`.
     horizontal_out: Option<Tensor<4>>,
+    /// The vertical and horizontal convolutions' weights as the matrices of their products.
+    matrices: [Tensor<2>; 2],
     /// The conditioning terms of the vertical and the horizontal pre-activations,
     /// `[B, 1, 1, 2C]` each for a vector, `[B, H, W, 2C]` for a map.
     condition: Option<[Tensor<4>; 2]>,
@@ -112,6 +114,10 @@ impl LayerState {
             window: Tensor::zeros([batch, rows, width, in_channels], &device),
             link: Tensor::zeros([batch, 1, width, 2 * channels], &device),
             horizontal_out: Some(Tensor::zeros([batch, 1, width, channels], &device)),
+            matrices: [
+                window_matrix(&layer.vertical),
+                window_matrix(&layer.horizontal),
+            ],
             condition: layer.condition_terms(condition, batch),
         };
         // Row 0's link sees only the padding above the image.
@@ -122,7 +128,8 @@ impl LayerState {
     /// The vertical convolution's pre-activations `[B, 1, W, 2C]` of the window's last row.
     fn preactivations(&self, layer: &GatedLayer) -> Tensor<4> {
         let p = layer.half_kernel();
-        layer.vertical_preactivations(self.window.clone(), p as isize, 1)
+        let matrix = Some(self.matrices[0].clone());
+        layer.vertical_preactivations(self.window.clone(), p as isize, 1, matrix)
     }
 
     /// The link into row `row` from the pre-activations of the row above it.
@@ -162,7 +169,8 @@ impl LayerState {
     /// The horizontal stack at column `x` of the current row, whose horizontal input is `input`
     /// `[B, 1, W, C_in]`: stores its output and returns the skip output `[B, 1, 1, C]`.
     fn pixel(&mut self, layer: &GatedLayer, input: Tensor<4>, x: usize) -> Tensor<4> {
-        let pre = layer.horizontal_preactivations(input.clone(), x, 1);
+        let matrix = Some(self.matrices[1].clone());
+        let pre = layer.horizontal_preactivations(input.clone(), x, 1, matrix);
         let link = self.link.clone().narrow(2, x, 1);
         let (out, skip) = layer.horizontal_outputs(pre, link, input.narrow(2, x, 1));
         let [batch, _, _, channels] = out.dims();
@@ -201,20 +209,6 @@ impl<'a> CachedGatedPixelCnn<'a> {
                 .collect(),
             shape: (model.head.colours, height, width),
             device: model.head.hidden.weight.val().device(),
-        }
-    }
-
-    /// Walks every pixel in raster order and each of its channels in turn. At each sub-pixel
-    /// `choose(pixel, channel, logits)` gets the logits `[B][K]` of that sub-pixel given
-    /// `images` so far, and may write its levels into `images` (or leave them, to follow given
-    /// pixels).
-    pub fn run(
-        mut self,
-        images: &mut [Vec<u8>],
-        mut choose: impl FnMut(usize, usize, &[f32], &mut [Vec<u8>]),
-    ) {
-        for row in 0..self.shape.1 {
-            self.row(row, images, 0, &mut choose);
         }
     }
 
@@ -314,17 +308,6 @@ impl<'a> CachedMaskedPixelCnn<'a> {
             height,
             width,
             device,
-        }
-    }
-
-    /// Walks every pixel in raster order, as [`CachedGatedPixelCnn::run`].
-    pub fn run(
-        mut self,
-        images: &mut [Vec<u8>],
-        mut choose: impl FnMut(usize, usize, &[f32], &mut [Vec<u8>]),
-    ) {
-        for row in 0..self.height {
-            self.row(row, images, 0, &mut choose);
         }
     }
 

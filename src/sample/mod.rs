@@ -125,10 +125,10 @@ impl Start {
 
 /// `choose(pixel, channel, logits, images)`: given the logits `[B][K]` of a sub-pixel, writes
 /// (or leaves) its levels in `images`.
-pub type Choose<'c> = dyn FnMut(usize, usize, &[f32], &mut [Vec<u8>]) + 'c;
+pub type Choose<'c> = dyn FnMut(usize, usize, &[f32], &mut [Vec<u8>]) + Send + 'c;
 
 /// A sampler that advances a batch of images one row at a time.
-pub trait RowSampler {
+pub trait RowSampler: Send {
     /// Computes row `row` (after every row above it), calling `choose` for every sub-pixel from
     /// `first_pixel` on in raster order, channel after channel.
     fn row(&mut self, row: usize, images: &mut [Vec<u8>], first_pixel: usize, choose: &mut Choose);
@@ -246,9 +246,10 @@ impl Iterator for Generation<'_> {
                 image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
             }
         };
-        let images = &mut self.images;
-        self.sampler
-            .row(index, images, self.known_pixels, &mut choose);
+        let (images, sampler, known) = (&mut self.images, &mut self.sampler, self.known_pixels);
+        // A row is many small operations: run them on a thread of the pool that the CPU
+        // backend's parallel operations use, so that each does not wait for a thread switch.
+        rayon::scope(|_| sampler.row(index, images, known, &mut choose));
         self.next_row += 1;
         let levels = images
             .iter()
