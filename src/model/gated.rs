@@ -31,7 +31,9 @@ use super::colour::{ColourMask, Mask};
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
 use super::{PixelCnnConfig, conv1x1, input_to_float};
-use crate::ops::channels_last::{pointwise, to_channels_last, window_matrix, window_product};
+use crate::ops::channels_last::{
+    pointwise, pointwise_matrix, pointwise_product, to_channels_last, window_matrix, window_product,
+};
 use crate::ops::gate::gate;
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
@@ -239,20 +241,22 @@ impl GatedLayer {
         condition: Option<&Condition>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, height, width, _] = vertical_in.dims();
+        let matrices = self.matrices();
         // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
         // rows i-p..=i), rows 0..H the same shifted down one row for the link.
-        let padded = self.vertical_preactivations(vertical_in, -1, height + 1, None);
+        let padded = self.vertical_preactivations(&matrices, vertical_in, -1, height + 1);
         // The link of all H+1 rows, then its rows 0..H: the product reads `padded` in place,
         // where rows 0..H of every image would first be copied out.
-        let mut link = self.link(padded.clone()).narrow(1, 0, height);
+        let mut link = self.link(&matrices, padded.clone()).narrow(1, 0, height);
         let mut vertical = padded.narrow(1, 1, height);
         if let Some([on_vertical, on_horizontal]) = self.condition_terms(condition, batch) {
             vertical = vertical + on_vertical;
             link = link + on_horizontal;
         }
         let vertical_out = gate(vertical);
-        let horizontal = self.horizontal_preactivations(horizontal_in.clone(), 0, width, None);
-        let (horizontal_out, skip) = self.horizontal_outputs(horizontal, link, horizontal_in);
+        let horizontal = self.horizontal_preactivations(&matrices, horizontal_in.clone(), 0, width);
+        let (horizontal_out, skip) =
+            self.horizontal_outputs(&matrices, horizontal, link, horizontal_in);
         (vertical_out, horizontal_out, skip)
     }
 
@@ -261,64 +265,82 @@ impl GatedLayer {
         self.vertical.weight.dims()[3] / 2
     }
 
+    /// The weights of the layer's convolutions as the matrices of their products, colour
+    /// masks applied: made once per forward pass, or once for a whole draw by the sampler.
+    pub(crate) fn matrices(&self) -> LayerMatrices {
+        let mask = self.colour_mask(Mask::B);
+        let current_mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
+        LayerMatrices {
+            vertical: window_matrix(&self.vertical),
+            link: pointwise_matrix(&self.vertical_to_horizontal, None),
+            horizontal: window_matrix(&self.horizontal),
+            current_pixel: self
+                .current_pixel
+                .as_ref()
+                .map(|conv| pointwise_matrix(conv, current_mask.for_conv(conv))),
+            skip: pointwise_matrix(&self.skip, mask.for_conv(&self.skip)),
+            horizontal_output: pointwise_matrix(
+                &self.horizontal_output,
+                mask.for_conv(&self.horizontal_output),
+            ),
+        }
+    }
+
     /// The vertical convolution's 2C pre-activations `[B, rows, W, 2C]` over the vertical input
     /// `[B, H, W, C_in]`: output row r covers input rows `r + last - p ..= r + last` (zero
     /// outside the map). With `last = -1` output row r is the link's pre-activations for row r
-    /// (rows strictly above it), and row r + 1 the vertical stack's at row r. `matrix` is the
-    /// convolution's [`window_matrix`] if the caller keeps it; otherwise it is made here.
+    /// (rows strictly above it), and row r + 1 the vertical stack's at row r.
     pub(crate) fn vertical_preactivations(
         &self,
+        matrices: &LayerMatrices,
         vertical_in: Tensor<4>,
         last: isize,
         rows: usize,
-        matrix: Option<Tensor<2>>,
     ) -> Tensor<4> {
         let width = vertical_in.dims()[2];
         let p = self.half_kernel() as isize;
-        let matrix = matrix.unwrap_or_else(|| window_matrix(&self.vertical));
+        let matrix = matrices.vertical.clone();
         let offset = (last - p, -p);
         window_product(&self.vertical, matrix, vertical_in, offset, (rows, width))
     }
 
     /// The 1×1 link of vertical pre-activations into the horizontal stack.
-    pub(crate) fn link(&self, preactivations: Tensor<4>) -> Tensor<4> {
-        pointwise(&self.vertical_to_horizontal, preactivations, None)
+    pub(crate) fn link(&self, matrices: &LayerMatrices, preactivations: Tensor<4>) -> Tensor<4> {
+        let matrix = matrices.link.clone();
+        pointwise_product(&self.vertical_to_horizontal, matrix, preactivations)
     }
 
     /// The horizontal stack's 2C pre-activations (before the link) `[B, rows, columns, 2C]` at
     /// `columns` columns from `first_column` on, for its input `[B, rows, W, C_in]`: column j
     /// covers columns j-p..=j, or j-p-1..=j-1 where the current pixel is not seen (the first
     /// layer), plus, for colour images, the current pixel through its masked 1×1 convolution.
-    /// `matrix` is the convolution's [`window_matrix`] if the caller keeps it.
     pub(crate) fn horizontal_preactivations(
         &self,
+        matrices: &LayerMatrices,
         horizontal_in: Tensor<4>,
         first_column: usize,
         columns: usize,
-        matrix: Option<Tensor<2>>,
     ) -> Tensor<4> {
         let [_, rows, width, _] = horizontal_in.dims();
         let p = self.half_kernel() as isize;
         let sees_current = !self.first && self.current_pixel.is_none();
         let offset = first_column as isize - p - 1 + isize::from(sees_current);
-        let matrix = matrix.unwrap_or_else(|| window_matrix(&self.horizontal));
         let horizontal = window_product(
             &self.horizontal,
-            matrix,
+            matrices.horizontal.clone(),
             horizontal_in.clone(),
             (0, offset),
             (rows, columns),
         );
-        let Some(current) = &self.current_pixel else {
+        let (Some(current), Some(matrix)) = (&self.current_pixel, &matrices.current_pixel) else {
             return horizontal;
         };
-        let mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
         let here = if columns == width {
             horizontal_in
         } else {
             horizontal_in.narrow(2, first_column, columns)
         };
-        horizontal + pointwise(current, here, mask.for_conv(current))
+        horizontal + pointwise_product(current, matrix.clone(), here)
     }
 
     /// The gate of the horizontal pre-activations plus the link (conditioning included), and
@@ -326,23 +348,34 @@ impl GatedLayer {
     /// and the skip output.
     pub(crate) fn horizontal_outputs(
         &self,
+        matrices: &LayerMatrices,
         horizontal: Tensor<4>,
         link: Tensor<4>,
         horizontal_in: Tensor<4>,
     ) -> (Tensor<4>, Tensor<4>) {
         let gated = gate(horizontal + link);
-        let mask = self.colour_mask(Mask::B);
-        let skip = pointwise(&self.skip, gated.clone(), mask.for_conv(&self.skip));
-        let mut horizontal_out = pointwise(
+        let skip = pointwise_product(&self.skip, matrices.skip.clone(), gated.clone());
+        let mut horizontal_out = pointwise_product(
             &self.horizontal_output,
+            matrices.horizontal_output.clone(),
             gated,
-            mask.for_conv(&self.horizontal_output),
         );
         if !self.first {
             horizontal_out = horizontal_out + horizontal_in;
         }
         (horizontal_out, skip)
     }
+}
+
+/// A [`GatedLayer`]'s convolution weights as the matrices of their products
+/// (`crate::ops::channels_last`), colour masks applied.
+pub(crate) struct LayerMatrices {
+    vertical: Tensor<2>,
+    link: Tensor<2>,
+    horizontal: Tensor<2>,
+    current_pixel: Option<Tensor<2>>,
+    skip: Tensor<2>,
+    horizontal_output: Tensor<2>,
 }
 
 impl GatedLayer {

@@ -50,13 +50,24 @@ pub fn window_product(
 /// The 1×1 convolution `conv` on `x` `[B, H, W, C_in]`, its weights multiplied elementwise by
 /// `mask` `[C_out, C_in]` if one is given.
 pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<Tensor<2>>) -> Tensor<4> {
+    pointwise_product(conv, pointwise_matrix(conv, mask), x)
+}
+
+/// The weights of the 1×1 convolution `conv`, multiplied by `mask` if one is given, as the
+/// matrix `[C_in, C_out]` of its product.
+pub fn pointwise_matrix(conv: &Conv2d, mask: Option<Tensor<2>>) -> Tensor<2> {
     let weight = conv.weight.val();
     let [outputs, inputs, _, _] = weight.dims();
     let mut matrix = weight.reshape([outputs, inputs]);
     if let Some(mask) = mask {
         matrix = matrix * mask;
     }
-    product(x, matrix.transpose(), conv.bias.as_ref())
+    matrix.transpose()
+}
+
+/// [`pointwise`] with the weights already as `matrix`, their [`pointwise_matrix`].
+pub fn pointwise_product(conv: &Conv2d, matrix: Tensor<2>, x: Tensor<4>) -> Tensor<4> {
+    product(x, matrix, conv.bias.as_ref())
 }
 
 /// `x` `[B, H, W, I]` times `matrix` `[I, O]`, plus `bias` `[O]`: `[B, H, W, O]`.

@@ -33,9 +33,9 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::{Choose, RowSampler};
-use crate::model::gated::{Condition, GatedLayer};
+use crate::model::gated::{Condition, GatedLayer, LayerMatrices};
 use crate::model::{GatedPixelCnn, MaskedPixelCnn};
-use crate::ops::channels_last::{to_channels_last, window_matrix};
+use crate::ops::channels_last::to_channels_last;
 
 /// The pixels of images `[B][C·H·W]` at `rows` and `columns` as levels `[B, C, rows, columns]`.
 fn levels_tensor(
@@ -88,8 +88,8 @@ struct LayerState {
     link: Tensor<4>,
     /// The current row's horizontal output so far `[B, 1, W, C]`.
     horizontal_out: Option<Tensor<4>>,
-    /// The vertical and horizontal convolutions' weights as the matrices of their products.
-    matrices: [Tensor<2>; 2],
+    /// The layer's weights as the matrices of its products, made once.
+    matrices: LayerMatrices,
     /// The conditioning terms of the vertical and the horizontal pre-activations,
     /// `[B, 1, 1, 2C]` each for a vector, `[B, H, W, 2C]` for a map.
     condition: Option<[Tensor<4>; 2]>,
@@ -114,10 +114,7 @@ impl LayerState {
             window: Tensor::zeros([batch, rows, width, in_channels], &device),
             link: Tensor::zeros([batch, 1, width, 2 * channels], &device),
             horizontal_out: Some(Tensor::zeros([batch, 1, width, channels], &device)),
-            matrices: [
-                window_matrix(&layer.vertical),
-                window_matrix(&layer.horizontal),
-            ],
+            matrices: layer.matrices(),
             condition: layer.condition_terms(condition, batch),
         };
         // Row 0's link sees only the padding above the image.
@@ -128,13 +125,12 @@ impl LayerState {
     /// The vertical convolution's pre-activations `[B, 1, W, 2C]` of the window's last row.
     fn preactivations(&self, layer: &GatedLayer) -> Tensor<4> {
         let p = layer.half_kernel();
-        let matrix = Some(self.matrices[0].clone());
-        layer.vertical_preactivations(self.window.clone(), p as isize, 1, matrix)
+        layer.vertical_preactivations(&self.matrices, self.window.clone(), p as isize, 1)
     }
 
     /// The link into row `row` from the pre-activations of the row above it.
     fn next_link(&self, layer: &GatedLayer, above: Tensor<4>, row: usize) -> Tensor<4> {
-        let link = layer.link(above);
+        let link = layer.link(&self.matrices, above);
         match &self.condition {
             Some([_, on_horizontal]) => link + at_row(on_horizontal, row),
             None => link,
@@ -169,10 +165,10 @@ impl LayerState {
     /// The horizontal stack at column `x` of the current row, whose horizontal input is `input`
     /// `[B, 1, W, C_in]`: stores its output and returns the skip output `[B, 1, 1, C]`.
     fn pixel(&mut self, layer: &GatedLayer, input: Tensor<4>, x: usize) -> Tensor<4> {
-        let matrix = Some(self.matrices[1].clone());
-        let pre = layer.horizontal_preactivations(input.clone(), x, 1, matrix);
+        let matrices = &self.matrices;
+        let pre = layer.horizontal_preactivations(matrices, input.clone(), x, 1);
         let link = self.link.clone().narrow(2, x, 1);
-        let (out, skip) = layer.horizontal_outputs(pre, link, input.narrow(2, x, 1));
+        let (out, skip) = layer.horizontal_outputs(matrices, pre, link, input.narrow(2, x, 1));
         let [batch, _, _, channels] = out.dims();
         let row = take(&mut self.horizontal_out);
         self.horizontal_out = Some(row.slice_assign([0..batch, 0..1, x..x + 1, 0..channels], out));
