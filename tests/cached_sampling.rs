@@ -55,7 +55,8 @@ fn draw(
     let device = Device::flex();
     let options = options(config, Sampler::Cached);
     // The conditions of all the images; those of `images` drawn here.
-    let condition = condition(config, all, &device).map(|h| h.slice([images.start..images.end]));
+    let condition =
+        condition(config, all, &device).map(|h| h.narrow(0, images.start, images.len()));
     let start = Start::blank(&options, seed, images);
     Generation::new(model, start, condition, options, &device).finish()
 }
