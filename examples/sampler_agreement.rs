@@ -31,7 +31,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let free: usize = args.next().map_or(Ok(256), |n| n.parse())?;
     let device = Device::flex();
     let config = run.read_config()?;
-    let model = run.load_checkpoint_for(&config, &device)?.model;
+    let model = run
+        .load_checkpoint_for(&config, &device)?
+        .into_inference_model();
     if !matches!(model, PixelCnn::Gated(_) | PixelCnn::Masked(_)) {
         return Err("this measurement covers unconditional gated and masked models".into());
     }

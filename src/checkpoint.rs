@@ -2,7 +2,8 @@
 //!
 //! A run folder holds `config.json` (what was asked for), `checkpoint.bin` (the latest
 //! training state), `metrics.jsonl` and sample grids. A checkpoint is one file — a header, the
-//! model configuration, the model weights and the optimiser state — written to a temporary file
+//! model configuration, the model weights, the optimiser state and, when the run keeps one, the
+//! moving average of the weights — written to a temporary file
 //! and renamed over the old one, so a crash never leaves a half-written checkpoint behind.
 
 use std::fs::{self, File};
@@ -14,14 +15,17 @@ use burn::prelude::*;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataError, DataSource, Dataset, FolderOptions};
+use crate::data::{Binarization, DataError, DataSource, Dataset, FolderOptions};
 use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
+use crate::recipe::Recipe;
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
 /// Version of the checkpoint layout; bumped whenever it or a model's weights change. Version 2:
 /// the gated layer's vertical stack became the paper's one ⌈k/2⌉×k convolution (version 1 held
-/// a factorised 1×k then column convolution and an extra 1×1 input path).
-pub const FORMAT_VERSION: u32 = 2;
+/// a factorised 1×k then column convolution and an extra 1×1 input path). Version 3 adds a
+/// section for the moving average of the weights (empty without one); version 2 files, which
+/// lack it, are still read.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a run folder or checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,12 @@ pub struct RunConfig {
     /// Size of the training images, and so of generated ones.
     pub image_height: usize,
     pub image_width: usize,
+    /// How a K = 2 run binarises its images; `None`: the K-level quantisation.
+    #[serde(default)]
+    pub binarization: Option<Binarization>,
+    /// Learning-rate schedule, weight averaging and gradient clipping.
+    #[serde(default)]
+    pub recipe: Recipe,
 }
 
 impl RunConfig {
@@ -92,6 +102,7 @@ impl RunConfig {
                 self.learning_rate
             ));
         }
+        self.validate_recipe()?;
         if self.image_size == Some(0) {
             return Err("image_size must be at least 1".into());
         }
@@ -110,6 +121,17 @@ impl RunConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Checks the binarisation and the optimisation recipe.
+    fn validate_recipe(&self) -> Result<(), String> {
+        if self.binarization.is_some() && self.model.levels != 2 {
+            return Err(format!(
+                "binarization needs a model of 2 levels, not {}",
+                self.model.levels
+            ));
+        }
+        self.recipe.validate()
     }
 
     /// Refuses images larger than [`MAX_IMAGE_SIDE`] a side, and a model whose forward pass
@@ -150,8 +172,24 @@ impl RunConfig {
 pub struct Checkpoint {
     pub step: usize,
     pub config: PixelCnnConfig,
+    /// The trained weights.
     pub model: PixelCnn,
+    /// The exponential moving average of the weights, if the run keeps one.
+    pub average: Option<PixelCnn>,
     pub optimizer: ModuleOptimizer,
+}
+
+impl Checkpoint {
+    /// The model to evaluate and sample: the moving average of the weights if the run keeps
+    /// one, else the trained weights.
+    pub fn into_inference_model(self) -> PixelCnn {
+        self.average.unwrap_or(self.model)
+    }
+
+    /// [`Checkpoint::into_inference_model`], borrowed.
+    pub fn inference_model(&self) -> &PixelCnn {
+        self.average.as_ref().unwrap_or(&self.model)
+    }
 }
 
 /// The files of one run.
@@ -230,6 +268,7 @@ impl RunDir {
         step: usize,
         config: &PixelCnnConfig,
         model: &PixelCnn,
+        average: Option<&PixelCnn>,
         optimizer: &ModuleOptimizer,
     ) -> Result<(), CheckpointError> {
         let path = self.checkpoint_path();
@@ -237,11 +276,16 @@ impl RunDir {
             path: path.clone(),
             message,
         };
-        let weights = model
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| invalid(format!("cannot serialise the model: {e}")))?;
+        let serialise = |model: &PixelCnn| {
+            model
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| invalid(format!("cannot serialise the model: {e}")))
+        };
+        let weights = serialise(model)?;
+        let average = average.map(serialise).transpose()?;
+        let average: &[u8] = average.as_deref().unwrap_or_default();
         let optimizer_state = optimizer
             .into_bytes()
             .map_err(|e| invalid(format!("cannot serialise the optimiser: {e}")))?;
@@ -251,7 +295,12 @@ impl RunDir {
         file.extend_from_slice(MAGIC);
         file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         file.extend_from_slice(&(step as u64).to_le_bytes());
-        for section in [&config_json[..], &weights[..], &optimizer_state[..]] {
+        for section in [
+            &config_json[..],
+            &weights[..],
+            &optimizer_state[..],
+            average,
+        ] {
             file.extend_from_slice(&(section.len() as u64).to_le_bytes());
             file.extend_from_slice(section);
         }
@@ -306,9 +355,9 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
         return Err("not a pixelcnn checkpoint (bad magic bytes)".into());
     }
     let version = u32::from_le_bytes(reader.take(4)?.try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(2..=FORMAT_VERSION).contains(&version) {
         return Err(format!(
-            "checkpoint format version {version}, but this pixelcnn reads version {FORMAT_VERSION}{}",
+            "checkpoint format version {version}, but this pixelcnn reads versions 2 to {FORMAT_VERSION}{}",
             if version == 1 {
                 " (version 1 models used an earlier form of the gated layer: train them again)"
             } else {
@@ -322,21 +371,21 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
     config.validate()?;
     let weights = reader.section()?;
     let optimizer_state = reader.section()?;
+    let average = if version >= 3 {
+        Some(reader.section()?).filter(|a| !a.is_empty())
+    } else {
+        None
+    };
     if !reader.bytes.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the end",
             reader.bytes.len()
         ));
     }
-    check_weights_fit(&config, weights)?;
-    let model = without_panics("model weights", || {
-        let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
-            .map_err(|e| format!("corrupt model weights: {e}"))?;
-        config
-            .init(device)
-            .try_load_record(record)
-            .map_err(|e| format!("weights do not fit the model {config:?}: {e}"))
-    })?;
+    let model = load_weights(&config, weights, device, "model weights")?;
+    let average = average
+        .map(|a| load_weights(&config, a, device, "averaged weights"))
+        .transpose()?;
     let optimizer = without_panics("optimiser state", || {
         new_optimizer()
             .from_bytes(Bytes::from_bytes_vec(optimizer_state.to_vec()))
@@ -346,7 +395,26 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
         step,
         config,
         model,
+        average,
         optimizer,
+    })
+}
+
+/// Rebuilds the model `config` describes from serialised `weights` (the `what` of messages).
+fn load_weights(
+    config: &PixelCnnConfig,
+    weights: &[u8],
+    device: &Device,
+    what: &str,
+) -> Result<PixelCnn, String> {
+    check_weights_fit(config, weights)?;
+    without_panics(what, || {
+        let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+            .map_err(|e| format!("corrupt {what}: {e}"))?;
+        config
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| format!("{what} do not fit the model {config:?}: {e}"))
     })
 }
 

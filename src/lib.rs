@@ -38,6 +38,7 @@ pub mod picture;
 pub mod plot;
 pub mod quiet_panic;
 pub mod random;
+pub mod recipe;
 pub mod run_log;
 pub mod sample;
 pub mod train;

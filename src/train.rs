@@ -1,8 +1,10 @@
 //! Maximum-likelihood training (arXiv 1601.06759, Section 5.1): Adam on the mean per-pixel
 //! cross-entropy, with periodic validation in bits/dim, sample grids, and atomic checkpoints
-//! from which an interrupted run resumes exactly where it stopped. The MSE-trained auto-encoder
-//! baseline is trained the same way on the mean squared error, and its losses are logged,
-//! shown and plotted as such, never as a likelihood.
+//! from which an interrupted run resumes exactly where it stopped. Binarised runs draw their
+//! binary images as [`crate::data::binarize`] says; the learning-rate schedule, the moving
+//! average of the weights and gradient clipping are [`crate::recipe`]'s. The MSE-trained
+//! auto-encoder baseline is trained the same way on the mean squared error, and its losses are
+//! logged, shown and plotted as such, never as a likelihood.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -15,6 +17,7 @@ use rand::seq::SliceRandom;
 
 use crate::animation::write_progress_gif;
 use crate::checkpoint::{CheckpointError, RunConfig, RunDir, new_optimizer};
+use crate::data::binarize::{self, Binarization};
 use crate::data::{DataError, ImageSet};
 use crate::evaluate::{Score, score};
 use crate::loss::{mean_nll, nats_to_bits, squared_error};
@@ -24,6 +27,7 @@ use crate::model::{
 use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
 use crate::random;
+use crate::recipe::{average, clipping};
 use crate::run_log::{IntervalLoss, LogError, LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
@@ -115,14 +119,29 @@ pub fn train(
         set.check_conditioning(config.model.conditioning)?;
     }
     let training_device = device.clone().autodiff();
-    let (mut step, mut model, mut optimizer) = if resume {
+    let (mut step, mut model, average, mut optimizer) = if resume {
         let checkpoint = run.load_checkpoint_for(config, &training_device)?;
         roll_back(run, checkpoint.step)?;
-        (checkpoint.step, checkpoint.model, checkpoint.optimizer)
+        let average = checkpoint.average.map(|a| a.valid());
+        (
+            checkpoint.step,
+            checkpoint.model,
+            average,
+            checkpoint.optimizer,
+        )
     } else {
         let model = config.model.init_seeded(&training_device, config.seed);
-        (0, model, new_optimizer())
+        (0, model, None, new_optimizer())
     };
+    // A run that asks for an average and has none yet starts it from the current weights.
+    let mut average = config
+        .recipe
+        .ema_decay
+        .map(|_| average.unwrap_or_else(|| model.valid()));
+    let validation = validation.for_evaluation(config.binarization);
+    if let Some(binarization) = config.binarization {
+        eprintln!("binarisation: {}", binarization.describe());
+    }
     eprintln!(
         "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{} {}",
         config.model.arch,
@@ -151,12 +170,12 @@ pub fn train(
     while step < config.steps {
         if interrupt.load(Ordering::SeqCst) {
             progress.abandon();
-            run.save_checkpoint(step, &config.model, &model, &optimizer)?;
+            run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
             return Ok(Outcome::Interrupted { step });
         }
         let started = Instant::now();
         let indices = order.batch(step);
-        let targets = train_set.batch(indices, config.model.levels, &training_device);
+        let targets = training_batch(&train_set, indices, config, step, &training_device);
         let condition = train_set.condition(indices, config.model.conditioning, &training_device);
         let loss = batch_loss(&model, &config.model, targets, condition.as_ref());
         let loss_value = loss.clone().into_scalar::<f64>();
@@ -167,7 +186,7 @@ pub fn train(
                 loss: loss_value,
             });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         if let Some(parameter) = non_finite_gradient(&model, &grads) {
             progress.abandon();
             return Err(TrainError::NonFiniteGradient {
@@ -175,21 +194,40 @@ pub fn train(
                 parameter,
             });
         }
-        model = optimizer.step(config.learning_rate, model, grads);
+        let gradient_norm = config
+            .recipe
+            .clip_grad_norm
+            .map(|ceiling| clipping::clip(&model, &mut grads, ceiling));
+        let learning_rate = config.recipe.learning_rate(config.learning_rate, step);
+        model = optimizer.step(learning_rate, model, grads);
+        if let (Some(decay), Some(averaged)) = (config.recipe.ema_decay, average.take()) {
+            let decay = average::effective_decay(decay, step);
+            average = Some(average::update(averaged, &model.valid(), decay));
+        }
         step += 1;
         losses.record(step, loss_value)?;
         window.add(loss_value);
         let images_per_second = batch_size as f64 / started.elapsed().as_secs_f64();
         progress.set_position(step as u64);
+        // With clipping on, the norm before clipping, to show how often the ceiling bites.
+        let norm = gradient_norm.map_or(String::new(), |n| format!(", gradient norm {n:.3}"));
         progress.set_message(format!(
-            "loss {}, {images_per_second:.0} img/s",
+            "loss {}{norm}, {images_per_second:.0} img/s",
             in_unit(objective, loss_value)
         ));
         if step % config.interval == 0 || step == config.steps {
             progress.suspend(|| -> Result<(), TrainError> {
-                let metrics =
-                    finish_interval(run, config, step, &model, &validation, &mut window, device)?;
-                run.save_checkpoint(step, &config.model, &model, &optimizer)?;
+                let inference = average.clone().unwrap_or_else(|| model.valid());
+                let metrics = finish_interval(
+                    run,
+                    config,
+                    step,
+                    &inference,
+                    &validation,
+                    &mut window,
+                    device,
+                )?;
+                run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
                 let (train, validation) = metrics.loss.train_and_validation();
                 let unit = metrics.loss.unit();
                 eprintln!(
@@ -209,15 +247,14 @@ fn finish_interval(
     run: &RunDir,
     config: &RunConfig,
     step: usize,
-    model: &PixelCnn,
+    inference: &PixelCnn,
     validation: &ImageSet,
     window: &mut LossWindow,
     device: &Device,
 ) -> Result<Metrics, TrainError> {
-    let inference = model.valid();
     let levels = config.model.levels;
     let validation_score = score(
-        &inference,
+        inference,
         &config.model,
         validation,
         VALIDATION_LIMIT,
@@ -249,8 +286,7 @@ fn finish_interval(
         temperature: 1.0,
         sampler: Sampler::Cached,
     };
-    let (count, condition, columns) =
-        grid_conditions(&inference, &config.model, validation, device);
+    let (count, condition, columns) = grid_conditions(inference, &config.model, validation, device);
     let decoded = condition
         .clone()
         .and_then(|code| inference.decode_intensities(code));
@@ -258,7 +294,7 @@ fn finish_interval(
         Some(intensities) => intensities_to_levels(intensities, levels),
         None => {
             let mut rng = random::seeded(GRID_SEED);
-            sample(&inference, count, condition, options, &mut rng, device)
+            sample(inference, count, condition, options, &mut rng, device)
         }
     };
     let tiles: Vec<_> = images
@@ -303,6 +339,27 @@ fn grid_conditions(
             let condition = validation.condition(&first, conditioning, device);
             (first.len(), condition, 4)
         }
+    }
+}
+
+/// The training images at `indices` as levels; a dynamically binarised run draws the binary
+/// pixels of step `step` from its own generator.
+fn training_batch(
+    train_set: &ImageSet,
+    indices: &[usize],
+    config: &RunConfig,
+    step: usize,
+    device: &Device,
+) -> Tensor<4, Int> {
+    let levels = config.model.levels;
+    match config.binarization {
+        Some(Binarization::Dynamic) => {
+            let chosen = train_set.select(indices);
+            let binary = chosen.binarized(&mut binarize::training_rng(config.seed, step));
+            let all: Vec<usize> = (0..indices.len()).collect();
+            binary.batch(&all, levels, device)
+        }
+        _ => train_set.batch(indices, levels, device),
     }
 }
 

@@ -144,6 +144,8 @@ fn the_mse_autoencoder_reconstructs_clearly_better_than_the_mean_image() {
         condition_file: None,
         image_height: 8,
         image_width: 8,
+        binarization: None,
+        recipe: Default::default(),
     };
     let (train_set, validation) = (squares(160), squares(32));
     let baseline = mean_image_mse(&train_set, &validation, 4);
@@ -168,7 +170,10 @@ fn the_mse_autoencoder_reconstructs_clearly_better_than_the_mean_image() {
         panic!("unexpected outcome {outcome:?}");
     };
     let device = Device::flex();
-    let model = run.load_checkpoint_for(&config, &device).unwrap().model;
+    let model = run
+        .load_checkpoint_for(&config, &device)
+        .unwrap()
+        .into_inference_model();
     let SquaredError { images, mse } =
         evaluate_mse(&model, &config.model, &validation, 100, &device);
     eprintln!("train {train_mse}, validation {val_mse} = {mse}; mean image {baseline}");

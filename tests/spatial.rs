@@ -174,6 +174,8 @@ fn toy_config(spatial: bool) -> RunConfig {
         condition_file: None,
         image_height: SIZE,
         image_width: SIZE,
+        binarization: None,
+        recipe: Default::default(),
     }
 }
 
@@ -217,7 +219,7 @@ fn misled_bits(run: &RunDir, set: &ImageSet) -> f64 {
     let device = Device::flex();
     let checkpoint = run.load_checkpoint(&device).unwrap();
     evaluate(
-        &checkpoint.model,
+        checkpoint.inference_model(),
         &checkpoint.config,
         &misled,
         misled.len(),

@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicBool;
 use burn::prelude::*;
 use common::context_free_bits;
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
-use pixelcnn::data::{DataSource, ImageSet};
-use pixelcnn::model::PixelCnnConfig;
+use pixelcnn::data::{Binarization, DataSource, ImageSet};
+use pixelcnn::model::{PixelCnn, PixelCnnConfig};
+use pixelcnn::recipe::Recipe;
 use pixelcnn::run_log::{IntervalLoss, Metrics};
 use pixelcnn::train::{Outcome, train};
 
@@ -56,6 +57,8 @@ fn config(steps: usize, interval: usize) -> RunConfig {
         condition_file: None,
         image_height: 14,
         image_width: 14,
+        binarization: None,
+        recipe: Default::default(),
     }
 }
 
@@ -67,18 +70,16 @@ fn metrics(run: &RunDir) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Logits of `model` (of `levels` levels) on a fixed batch.
+fn logits(model: &PixelCnn, levels: usize) -> Vec<f32> {
+    let (_, validation) = data();
+    let input = validation.batch(&[0, 1, 2, 3], levels, &Device::flex());
+    model.forward(input).into_data().try_into_vec().unwrap()
+}
+
 /// Logits of the run's checkpointed model on a fixed batch.
 fn checkpoint_logits(run: &RunDir) -> Vec<f32> {
-    let device = Device::flex();
-    let checkpoint = run.load_checkpoint(&device).unwrap();
-    let (_, validation) = data();
-    let input = validation.batch(&[0, 1, 2, 3], 4, &device);
-    checkpoint
-        .model
-        .forward(input)
-        .into_data()
-        .try_into_vec()
-        .unwrap()
+    logits(&run.load_checkpoint(&Device::flex()).unwrap().model, 4)
 }
 
 fn train_run(run: &RunDir, config: &RunConfig, resume: bool) -> Outcome {
@@ -149,7 +150,7 @@ fn a_checkpoint_restores_identical_logits() {
         .into_data()
         .try_into_vec()
         .unwrap();
-    run.save_checkpoint(7, &config, &model, &new_optimizer())
+    run.save_checkpoint(7, &config, &model, None, &new_optimizer())
         .unwrap();
     let restored = run.load_checkpoint(&device).unwrap();
     assert_eq!(restored.step, 7);
@@ -177,6 +178,58 @@ fn resuming_continues_exactly_like_an_uninterrupted_run() {
 
     assert_eq!(checkpoint_logits(&straight), checkpoint_logits(&resumed));
     assert_eq!(metrics(&straight), metrics(&resumed));
+}
+
+/// A dynamically binarised run with every part of the recipe.
+fn binarised_config(steps: usize, interval: usize) -> RunConfig {
+    let mut config = config(steps, interval);
+    config.model.levels = 2;
+    config.binarization = Some(Binarization::Dynamic);
+    config.recipe = Recipe {
+        warmup_steps: 5,
+        lr_half_life: Some(20),
+        ema_decay: Some(0.9),
+        clip_grad_norm: Some(0.5),
+    };
+    config
+}
+
+#[test]
+fn dynamic_binarisation_and_the_recipe_resume_exactly() {
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = RunDir::new(straight_dir.path());
+    train_run(&straight, &binarised_config(24, 12), false);
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let resumed = RunDir::new(resumed_dir.path());
+    train_run(&resumed, &binarised_config(12, 12), false);
+    train_run(&resumed, &binarised_config(24, 12), true);
+
+    let device = Device::flex();
+    let [a, b] = [&straight, &resumed].map(|run| run.load_checkpoint(&device).unwrap());
+    assert_eq!(logits(&a.model, 2), logits(&b.model, 2));
+    let [average_a, average_b] = [&a, &b].map(|c| logits(c.average.as_ref().unwrap(), 2));
+    assert_eq!(average_a, average_b);
+    assert_ne!(
+        average_a,
+        logits(&a.model, 2),
+        "the average is not the weights"
+    );
+    assert_eq!(metrics(&straight), metrics(&resumed));
+
+    // Each ingredient changes the training: threshold binarisation, or no recipe, trains
+    // other weights from the same seed.
+    for change in [
+        |c: &mut RunConfig| c.binarization = Some(Binarization::Threshold),
+        |c: &mut RunConfig| c.recipe = Recipe::default(),
+    ] {
+        let mut other = binarised_config(12, 12);
+        change(&mut other);
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        train_run(&run, &other, false);
+        assert_ne!(metrics(&run)[0], metrics(&resumed)[0], "{other:?}");
+    }
 }
 
 #[test]
@@ -228,7 +281,7 @@ fn corrupt_checkpoints_give_clear_errors() {
     let run = RunDir::new(dir.path());
     let device = Device::flex();
     let config = config(1, 1).model;
-    run.save_checkpoint(1, &config, &config.init(&device), &new_optimizer())
+    run.save_checkpoint(1, &config, &config.init(&device), None, &new_optimizer())
         .unwrap();
     let good = std::fs::read(run.checkpoint_path()).unwrap();
     let load_error = |bytes: &[u8]| {

@@ -131,7 +131,9 @@ pub(crate) fn open_autoencoder(
             run.display()
         );
     }
-    let model = run_dir.load_checkpoint_for(&config, device)?.model;
+    let model = run_dir
+        .load_checkpoint_for(&config, device)?
+        .into_inference_model();
     let test = test_images(data_dir, None, &config)?;
     Ok(AutoEncoderRun {
         config,

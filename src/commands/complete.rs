@@ -84,7 +84,8 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
         images: starts,
         known_pixels: args.rows * options.width,
     };
-    let mut generation = Generation::new(&checkpoint.model, start, condition, options, device);
+    let model = checkpoint.inference_model();
+    let mut generation = Generation::new(model, start, condition, options, device);
     let bar = rows_bar(options.height, 1);
     generation.by_ref().for_each(|_| bar.inc(1));
     bar.finish_and_clear();

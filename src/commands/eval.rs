@@ -45,14 +45,21 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     test.check_conditioning(checkpoint.config.conditioning)?;
     let result = score(
-        &checkpoint.model,
+        checkpoint.inference_model(),
         &checkpoint.config,
         &test,
         usize::MAX,
         device,
     );
+    if let Some(binarization) = config.binarization {
+        eprintln!("binarisation: {}", binarization.describe());
+    }
     if args.json {
-        println!("{}", serde_json::to_string(&result)?);
+        let mut json = serde_json::to_value(result)?;
+        if let Some(binarization) = config.binarization {
+            json["binarization"] = serde_json::to_value(binarization)?;
+        }
+        println!("{json}");
     } else {
         match result {
             Score::Likelihood(l) => println!(
@@ -68,7 +75,7 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     if let Some(path) = args.heatmap {
         let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();
         let picture = heatmap(
-            &checkpoint.model,
+            checkpoint.inference_model(),
             &checkpoint.config,
             &test,
             &indices,

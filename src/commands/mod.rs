@@ -50,7 +50,8 @@ pub(crate) fn read_embeddings(path: Option<&Path>) -> anyhow::Result<Option<Embe
 }
 
 /// The test images of a run: `data_dir`, else the run's own data, with their conditioning
-/// vectors if given; checked against the size the model was trained on.
+/// vectors if given, binarised as the run was; checked against the size the model was trained
+/// on.
 pub(crate) fn test_images(
     data_dir: Option<PathBuf>,
     condition_file: Option<&Path>,
@@ -59,7 +60,8 @@ pub(crate) fn test_images(
     let test = config
         .data_source(data_dir)?
         .test(read_embeddings(condition_file)?)
-        .context("cannot load the test data")?;
+        .context("cannot load the test data")?
+        .for_evaluation(config.binarization);
     let trained = (
         config.model.input_channels,
         config.image_height,

@@ -82,7 +82,7 @@ pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Resul
     let target = Target::new(&args, &plan, &options)?;
     let checkpoint = run.load_checkpoint_for(&config, device)?;
     let draws = Draws {
-        model: &checkpoint.model,
+        model: checkpoint.inference_model(),
         plan: &plan,
         options,
         seed: args.drawing.seed,

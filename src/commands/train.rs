@@ -7,14 +7,15 @@ use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::{Args, ValueEnum};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
-use pixelcnn::data::{DataSource, Dataset, FolderOptions, ImageSet};
+use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
+use pixelcnn::recipe::Recipe;
 use pixelcnn::train::{Outcome, train};
 
 use super::read_embeddings;
-use super::values::{at_least, between, positive};
+use super::values::{self, at_least, between, positive};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -61,6 +62,44 @@ pub(crate) struct TrainArgs {
     /// Steps between validation, checkpoint and sample grid [default: 200].
     #[arg(long, value_parser = at_least(1usize))]
     interval: Option<usize>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+}
+
+/// The optimisation recipe; each flag left out takes the run's value when resuming, else its
+/// default.
+#[derive(Args)]
+pub(crate) struct RecipeArgs {
+    /// Steps of linear learning-rate warm-up from 0 [default: 0].
+    #[arg(long, value_parser = at_least(0usize))]
+    warmup_steps: Option<usize>,
+    /// Steps over which the learning rate halves (exponential decay); 0: no decay [default: 0].
+    #[arg(long, value_parser = at_least(0usize))]
+    lr_half_life: Option<usize>,
+    /// Decay of the moving average of the weights that validation, eval and sampling use, in
+    /// [0, 1); 0: no average [default: 0].
+    #[arg(long, value_parser = values::fraction)]
+    ema: Option<f64>,
+    /// Ceiling on the global norm of each step's gradient; 0: no clipping [default: 0].
+    #[arg(long, value_parser = values::non_negative::<f64>)]
+    clip_grad_norm: Option<f64>,
+}
+
+impl RecipeArgs {
+    /// The flags given, over the stored recipe, over the defaults.
+    fn over(&self, stored: Recipe) -> Recipe {
+        let off_if_zero = |given: Option<f64>, stored: Option<f64>| {
+            given.map_or(stored, |v| (v > 0.0).then_some(v))
+        };
+        Recipe {
+            warmup_steps: self.warmup_steps.unwrap_or(stored.warmup_steps),
+            lr_half_life: self
+                .lr_half_life
+                .map_or(stored.lr_half_life, |h| (h > 0).then_some(h)),
+            ema_decay: off_if_zero(self.ema, stored.ema_decay),
+            clip_grad_norm: off_if_zero(self.clip_grad_norm, stored.clip_grad_norm),
+        }
+    }
 }
 
 /// Levels K of a new run's model without --levels or --binarize.
@@ -89,9 +128,18 @@ pub(crate) struct ModelArgs {
         DEFAULT_LEVELS,
     ))]
     levels: Option<usize>,
-    /// Binarised images: the same as --levels 2.
-    #[arg(long, conflicts_with = "levels")]
-    binarize: bool,
+    /// Binarised images (2 levels): `dynamic` (the default when the flag is given alone)
+    /// draws each pixel as on with probability intensity/255 each time an image is used, and
+    /// binarises the test images once with a fixed seed, as published binarised-MNIST figures
+    /// do; `threshold` sets a pixel when its intensity is at least 128.
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with = "levels",
+        num_args = 0..=1,
+        default_missing_value = "dynamic"
+    )]
+    binarize: Option<Binarization>,
     #[arg(long, value_parser = at_least(1usize), help = with_default(
         "Number of layers, the first included",
         model_defaults().layers,
@@ -321,7 +369,11 @@ pub(crate) fn run_config(
     train_set: &ImageSet,
 ) -> anyhow::Result<RunConfig> {
     let m = &args.model;
-    let levels = if m.binarize { Some(2) } else { m.levels };
+    let levels = if m.binarize.is_some() {
+        Some(2)
+    } else {
+        m.levels
+    };
     let model = match stored {
         Some(stored) => {
             let s = &stored.model;
@@ -402,6 +454,15 @@ pub(crate) fn run_config(
     };
     let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(3e-3);
     let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(0);
+    let binarization = match stored {
+        Some(s) if m.binarize.is_some_and(|b| Some(b) != s.binarization) => bail!(
+            "cannot resume with another binarisation: the run's is {}",
+            s.binarization
+                .map_or("none (K-level intensities)".to_string(), |b| b.describe())
+        ),
+        Some(s) => s.binarization,
+        None => m.binarize,
+    };
     if let Some(s) = stored {
         if s.seed != seed || s.batch_size != batch_size {
             bail!(
@@ -431,6 +492,10 @@ pub(crate) fn run_config(
         condition_file,
         image_height: train_set.height,
         image_width: train_set.width,
+        binarization,
+        recipe: args
+            .recipe
+            .over(stored.map_or_else(Recipe::default, |s| s.recipe)),
     };
     // The checks a stored config.json gets, such as the ceiling on the model's size.
     config.validate().map_err(anyhow::Error::msg)?;

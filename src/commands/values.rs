@@ -56,6 +56,15 @@ where
     real(text, |value| value > 0.0, "must be a number > 0")
 }
 
+/// A number in `[0, 1)`: `--ema`.
+pub(crate) fn fraction(text: &str) -> Result<f64, String> {
+    real(
+        text,
+        |value| (0.0..1.0).contains(&value),
+        "must be a number ≥ 0 and < 1",
+    )
+}
+
 fn real<T>(text: &str, allowed: impl Fn(f64) -> bool, range: &str) -> Result<T, String>
 where
     T: FromStr + Into<f64> + Copy,
@@ -101,5 +110,9 @@ mod tests {
             );
         }
         assert_eq!(positive::<f64>("0"), Err("must be a number > 0".into()));
+        assert_eq!(fraction("0.999"), Ok(0.999));
+        for bad in ["1", "-0.1", "nan"] {
+            assert_eq!(fraction(bad), Err("must be a number ≥ 0 and < 1".into()));
+        }
     }
 }

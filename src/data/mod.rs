@@ -2,6 +2,7 @@
 //! binary batches and folders of PNG/JPEG files; the K-level quantisation `level = ⌊v·K/256⌋` of
 //! PixelCNN's discrete softmax (arXiv 1601.06759, Section 2.2), and batching into tensors.
 
+pub mod binarize;
 pub mod cifar;
 pub mod embedding;
 pub mod folder;
@@ -13,6 +14,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Conditioning, one_hot};
+pub use binarize::Binarization;
 pub use embedding::Embeddings;
 pub use folder::FolderOptions;
 
