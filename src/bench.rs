@@ -1,7 +1,7 @@
 //! Speed measurements of the benchmark model of `benches/torch/MODEL.md` (configs S and P): a
-//! training step, an inference forward pass, and naive against cached sampling. Figures are
-//! medians of repeated runs after warm-up, in milliseconds, printed in the same form as the
-//! PyTorch peer.
+//! training step, an inference forward pass, and naive against cached sampling, the latter also
+//! against the arithmetic limit set by the measured speed of the matrix product. Times are
+//! medians of repeated runs after warm-up, printed in the same form as the PyTorch peer.
 
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::checkpoint::new_optimizer;
 use crate::loss::mean_nll;
 use crate::model::{PixelCnn, PixelCnnConfig};
+use crate::ops::matmul::matmul;
 use crate::random;
 use crate::sample::{Sampler, SamplingOptions, sample};
 
@@ -115,9 +116,17 @@ pub fn model_figures(config: BenchConfig, device: &Device) -> Vec<Figure> {
     ]
 }
 
-/// Images per second of the naive and the cached sampler at 28×28 for `batch` images, and their
-/// ratio. The naive sampler is timed once (it takes minutes), the cached one as a median of 3.
-pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> Vec<Figure> {
+/// Images per second of the naive and the cached sampler at 28×28 for `batch` images, their
+/// ratio, and the cached sampler's fraction of the arithmetic limit: its floating-point
+/// operations per second ([`sampling_flop_per_image`] × images/s) over `gemm_flops`, the
+/// measured rate of the matrix product ([`gemm_flops`]). The naive sampler is timed once (it
+/// takes minutes), the cached one as a median of 3.
+pub fn sampling_figures(
+    config: BenchConfig,
+    batch: usize,
+    gemm_flops: f64,
+    device: &Device,
+) -> Vec<Figure> {
     let (model_config, _) = config.model();
     let model: PixelCnn = model_config.init_seeded(device, 0);
     let draw = |sampler| {
@@ -134,6 +143,7 @@ pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> V
     let naive_ms = median_ms(0, 1, || draw(Sampler::Naive));
     let cached_ms = median_ms(1, 3, || draw(Sampler::Cached));
     let per_second = |ms: f64| batch as f64 / (ms / 1e3);
+    let flop = sampling_flop_per_image(&model, SIDE, SIDE);
     vec![
         figure(
             config,
@@ -153,7 +163,81 @@ pub fn sampling_figures(config: BenchConfig, batch: usize, device: &Device) -> V
             naive_ms / cached_ms,
             "x",
         ),
+        figure(
+            config,
+            &format!("cached_fraction_of_limit_b{batch}"),
+            flop * per_second(cached_ms) / gemm_flops,
+            "fraction",
+        ),
     ]
+}
+
+/// What bounds the cached sampler's speed for `config`: its floating-point operations per
+/// 28×28 image, the measured rate of the matrix product, and the images per second at that rate.
+pub fn sampling_limit_figures(
+    config: BenchConfig,
+    gemm_flops: f64,
+    device: &Device,
+) -> Vec<Figure> {
+    let (model_config, _) = config.model();
+    let model: PixelCnn = model_config.init_seeded(device, 0);
+    let flop = sampling_flop_per_image(&model, SIDE, SIDE);
+    vec![
+        figure(config, "sampling_mflop_per_image", flop / 1e6, "MFLOP"),
+        figure(config, "gemm_gflop_per_s", gemm_flops / 1e9, "GFLOP/s"),
+        figure(config, "limit_images_per_s", gemm_flops / flop, "images/s"),
+    ]
+}
+
+/// Floating-point operations (two per multiply-add) of the convolutions the cached sampler
+/// computes for one grayscale image of `height × width`: per position, each layer's vertical
+/// convolution and link (once per row) and its horizontal convolution, skip and output 1×1
+/// convolutions, and the output head. Additions of biases, gates and conditioning are left out;
+/// the naive sampler does about `height × width / 2` times as much.
+pub fn sampling_flop_per_image(model: &PixelCnn, height: usize, width: usize) -> f64 {
+    let weights = |conv: &burn::nn::conv::Conv2d| conv.weight.dims().iter().product::<usize>();
+    let per_pixel: usize = match model {
+        PixelCnn::Gated(gated) => {
+            let layers: usize = gated
+                .layers
+                .iter()
+                .map(|layer| {
+                    let current = layer.current_pixel.as_ref().map_or(0, weights);
+                    [
+                        &layer.vertical,
+                        &layer.vertical_to_horizontal,
+                        &layer.horizontal,
+                        &layer.skip,
+                        &layer.horizontal_output,
+                    ]
+                    .into_iter()
+                    .map(weights)
+                    .sum::<usize>()
+                        + current
+                })
+                .sum();
+            layers + weights(&gated.head.hidden) + weights(&gated.head.logits)
+        }
+        PixelCnn::Masked(masked) => {
+            let layers: usize = masked.layers.iter().map(|layer| weights(&layer.conv)).sum();
+            layers + weights(&masked.head.hidden) + weights(&masked.head.logits)
+        }
+        _ => 0,
+    };
+    2.0 * (per_pixel * height * width) as f64
+}
+
+/// Floating-point operations per second of the matrix product behind every convolution, on a
+/// 1024×1024 by 1024×1024 product: the arithmetic limit the sampler is measured against.
+pub fn gemm_flops(device: &Device) -> f64 {
+    const SIZE: usize = 1024;
+    let distribution = burn::tensor::Distribution::Normal(0.0, 1.0);
+    let a = Tensor::<2>::random([SIZE, SIZE], distribution, device);
+    let b = Tensor::<2>::random([SIZE, SIZE], distribution, device);
+    let ms = median_ms(WARM_UP, 10, || {
+        matmul(a.clone(), b.clone()).sum().into_scalar::<f32>();
+    });
+    2.0 * (SIZE * SIZE * SIZE) as f64 / (ms / 1e3)
 }
 
 fn figure(config: BenchConfig, name: &str, value: f64, unit: &'static str) -> Figure {

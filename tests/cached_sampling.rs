@@ -1,179 +1,139 @@
 //! The cached sampler against the tensor model: the same logits at every pixel (within 1e-4)
-//! and, with the same random numbers, the same images as the naive sampler.
+//! for every kind of model; the same images for an image drawn alone and as part of a batch;
+//! with the same random numbers, the same images as the naive sampler; and a stream that does no
+//! work beyond the rows asked for.
+
+mod parity;
 
 use burn::prelude::*;
-use pixelcnn::model::{Conditioning, PixelCnn, PixelCnnConfig, SpatialMap, one_hot};
+use parity::{HEIGHT, WIDTH, condition, models, worst_logit_difference};
+use pixelcnn::model::PixelCnnConfig;
 use pixelcnn::random;
-use pixelcnn::sample::cached::CachedGatedPixelCnn;
-use pixelcnn::sample::{Sampler, SamplingOptions, sample};
+use pixelcnn::sample::{Generation, Sampler, SamplingOptions, Start, sample};
 
-const HEIGHT: usize = 7;
-const WIDTH: usize = 6;
-
-/// (layers, channels, first kernel, kernel, levels, colours)
-type Shape = (usize, usize, usize, usize, usize, usize);
-
-const CONFIGS: [Shape; 6] = [
-    (3, 8, 7, 3, 4, 1),
-    (4, 6, 5, 5, 2, 1),
-    (2, 5, 3, 3, 256, 1),
-    (5, 12, 7, 3, 16, 1),
-    (3, 9, 5, 3, 4, 3),
-    (2, 6, 3, 3, 8, 3),
-];
-
-fn model((layers, channels, first_kernel, kernel, levels, colours): Shape) -> PixelCnn {
-    PixelCnnConfig::new(levels)
-        .with_input_channels(colours)
-        .with_layers(layers)
-        .with_channels(channels)
-        .with_first_kernel(first_kernel)
-        .with_kernel(kernel)
-        .with_head_channels(channels + 3)
-        .init_seeded(&Device::flex(), layers as u64 * 31 + channels as u64)
+fn options(config: &PixelCnnConfig, sampler: Sampler) -> SamplingOptions {
+    SamplingOptions {
+        levels: config.levels,
+        channels: config.input_channels,
+        height: HEIGHT,
+        width: WIDTH,
+        temperature: 1.0,
+        sampler,
+    }
 }
 
 #[test]
 fn cached_logits_match_the_full_forward_pass() {
     let device = Device::flex();
-    for config in CONFIGS {
-        let (levels, colours) = (config.4, config.5);
-        let model = model(config);
-        let PixelCnn::Gated(gated) = &model else {
-            unreachable!()
-        };
-        let pixels = HEIGHT * WIDTH;
-        let mut images: Vec<Vec<u8>> = (0..3)
-            .map(|b| {
-                (0..colours * pixels)
-                    .map(|p| ((p * 5 + b * 3) % levels) as u8)
-                    .collect()
-            })
-            .collect();
-        let data: Vec<i64> = images.iter().flatten().map(|&l| i64::from(l)).collect();
-        let full: Vec<f32> = model
-            .forward(Tensor::from_data(
-                TensorData::new(data, [3, colours, HEIGHT, WIDTH]),
-                &device,
-            ))
-            .into_data()
-            .try_into_vec()
-            .unwrap();
-        let mut worst = 0.0f32;
-        let mut visited = 0;
-        CachedGatedPixelCnn::new(gated, 3, HEIGHT, WIDTH, None).run(
-            &mut images,
-            |pixel, colour, logits, _| {
-                visited += 1;
-                for b in 0..3 {
-                    for k in 0..levels {
-                        let expected = full[((b * colours + colour) * levels + k) * pixels + pixel];
-                        worst = worst.max((logits[b * levels + k] - expected).abs());
-                    }
-                }
-            },
+    for (seed, (name, config)) in models().into_iter().enumerate() {
+        let model = config.init_seeded(&device, seed as u64 + 40);
+        let worst = worst_logit_difference(&model, &config, 0, &device);
+        assert!(worst < 1e-4, "{name}: logits differ by {worst}");
+    }
+}
+
+#[test]
+fn cached_logits_match_after_given_pixels() {
+    // Completion: rows 0 and 1 given in full (no horizontal stack runs there) and the first
+    // three pixels of row 2.
+    let device = Device::flex();
+    for (seed, (name, config)) in models().into_iter().enumerate() {
+        let model = config.init_seeded(&device, seed as u64 + 70);
+        let worst = worst_logit_difference(&model, &config, 2 * WIDTH + 3, &device);
+        assert!(worst < 1e-4, "{name}: logits differ by {worst}");
+    }
+}
+
+/// Images `images` of a draw of `config`'s model from `seed`, in one batch.
+fn draw(
+    model: &pixelcnn::model::PixelCnn,
+    config: &PixelCnnConfig,
+    seed: u64,
+    images: std::ops::Range<usize>,
+    all: usize,
+) -> Vec<Vec<u8>> {
+    let device = Device::flex();
+    let options = options(config, Sampler::Cached);
+    // The conditions of all the images; those of `images` drawn here.
+    let condition =
+        condition(config, all, &device).map(|h| h.narrow(0, images.start, images.len()));
+    let start = Start::blank(&options, seed, images);
+    Generation::new(model, start, condition, options, &device).finish()
+}
+
+#[test]
+fn an_image_drawn_in_a_batch_equals_the_image_drawn_alone() {
+    let device = Device::flex();
+    for (seed, (name, config)) in models().into_iter().enumerate() {
+        let model = config.init_seeded(&device, seed as u64 + 90);
+        let batch = draw(&model, &config, 3, 0..16, 16);
+        assert!(
+            batch.windows(2).any(|pair| pair[0] != pair[1]),
+            "{name}: the images differ from each other"
         );
-        assert_eq!(visited, colours * pixels);
-        assert!(worst < 1e-4, "{config:?}: logits differ by {worst}");
+        for i in [0, 5, 15] {
+            assert_eq!(
+                batch[i],
+                draw(&model, &config, 3, i..i + 1, 16)[0],
+                "{name}: image {i}"
+            );
+        }
+        assert_eq!(batch[4..8], draw(&model, &config, 3, 4..8, 16), "{name}");
     }
 }
 
 #[test]
 fn cached_and_naive_samplers_draw_identical_images() {
-    for config in CONFIGS {
-        let model = model(config);
+    let device = Device::flex();
+    for (seed, (name, config)) in models().into_iter().enumerate() {
+        let model = config.init_seeded(&device, seed as u64 + 110);
         let draw = |sampler| {
-            let options = SamplingOptions {
-                levels: config.4,
-                channels: config.5,
-                height: HEIGHT,
-                width: WIDTH,
-                temperature: 1.0,
-                sampler,
-            };
-            sample(
-                &model,
-                4,
-                None,
-                options,
-                &mut random::seeded(5),
-                &Device::flex(),
-            )
+            let h = condition(&config, 4, &device);
+            let options = options(&config, sampler);
+            sample(&model, 4, h, options, &mut random::seeded(5), &device)
         };
         let cached = draw(Sampler::Cached);
-        assert_eq!(cached, draw(Sampler::Naive), "{config:?}");
+        assert_eq!(cached, draw(Sampler::Naive), "{name}");
         assert!(
             cached.windows(2).any(|pair| pair[0] != pair[1]),
-            "images differ from each other"
+            "{name}: images differ from each other"
         );
     }
 }
 
 #[test]
-fn cached_sampler_follows_the_class_condition() {
-    let config = PixelCnnConfig::new(4)
-        .with_layers(4)
-        .with_channels(8)
-        .with_conditioning(Conditioning::Class { classes: 3 });
-    follows_the_condition(config.clone().init_seeded(&Device::flex(), 21));
-    let map = SpatialMap {
-        channels: 5,
-        height: HEIGHT,
-        width: WIDTH,
-    };
-    follows_the_condition(
-        config
-            .with_spatial(Some(map))
-            .init_seeded(&Device::flex(), 22),
-    );
-}
-
-fn follows_the_condition(model: PixelCnn) {
+fn a_stream_yields_each_row_and_stops_when_dropped() {
     let device = Device::flex();
-    let classes = [0, 2, 1, 2];
-    let draw = |sampler| {
-        let options = SamplingOptions {
-            levels: 4,
-            channels: 1,
-            height: HEIGHT,
-            width: WIDTH,
-            temperature: 1.0,
-            sampler,
-        };
-        let h = one_hot(&classes, 3, &device);
-        sample(&model, 4, Some(h), options, &mut random::seeded(8), &device)
+    let config = PixelCnnConfig::new(256).with_layers(2).with_channels(4);
+    let model = config.init_seeded(&device, 1);
+    let options = SamplingOptions {
+        height: 40,
+        width: 40,
+        ..options(&config, Sampler::Cached)
     };
-    assert_eq!(draw(Sampler::Cached), draw(Sampler::Naive));
-
-    // Per-pixel logits against the full forward pass, given the classes.
-    let PixelCnn::Gated(gated) = &model else {
-        unreachable!()
-    };
-    let mut images: Vec<Vec<u8>> = (0..4)
-        .map(|b| (0..HEIGHT * WIDTH).map(|p| ((p + b) % 4) as u8).collect())
-        .collect();
-    let data: Vec<i64> = images.iter().flatten().map(|&l| i64::from(l)).collect();
-    let h = one_hot(&classes, 3, &device);
-    let input = Tensor::from_data(TensorData::new(data, [4, 1, HEIGHT, WIDTH]), &device);
-    let full: Vec<f32> = model
-        .forward_conditioned(input, Some(&h))
-        .into_data()
-        .try_into_vec()
-        .unwrap();
-    let vectors: Vec<Vec<f32>> = classes
-        .iter()
-        .map(|&c| (0..3).map(|i| if i == c { 1.0 } else { 0.0 }).collect())
-        .collect();
-    let pixels = HEIGHT * WIDTH;
-    let mut worst = 0.0f32;
-    let cached = CachedGatedPixelCnn::new(gated, 4, HEIGHT, WIDTH, Some(vectors));
-    cached.run(&mut images, |pixel, _, logits, _| {
-        for b in 0..4 {
-            for k in 0..4 {
-                let expected = full[(b * 4 + k) * pixels + pixel];
-                worst = worst.max((logits[b * 4 + k] - expected).abs());
-            }
-        }
-    });
-    assert!(worst < 1e-4, "logits differ by {worst}");
+    let start = Start::blank(&options, 9, 0..4);
+    let mut generation = Generation::new(&model, start, None, options, &device);
+    assert_eq!(generation.len(), 40);
+    let rows: Vec<_> = generation.by_ref().take(2).collect();
+    assert_eq!(rows.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(generation.len(), 38);
+    let images = generation.images();
+    for (b, image) in images.iter().enumerate() {
+        assert_eq!(
+            rows[1].levels[b],
+            image[40..80],
+            "the row yielded is the image's"
+        );
+        assert!(
+            image[80..].iter().all(|&l| l == 0),
+            "no pixel after the rows asked for is drawn"
+        );
+    }
+    // With K = 256 levels, 320 drawn pixels all at level 0 would be a broken sampler.
+    assert!(
+        images
+            .iter()
+            .any(|image| image[..80].iter().any(|&l| l > 0))
+    );
+    drop(generation);
 }

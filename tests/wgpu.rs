@@ -1,11 +1,13 @@
 //! The GPU code path (`--features wgpu`): the same model on a WebGPU device computes what it
-//! computes on the CPU backend, trains, evaluates and samples there, and a machine without a
+//! computes on the CPU backend, trains, evaluates and samples there (the cached sampler's
+//! per-pixel logits match the forward pass there too), and a machine without a
 //! usable adapter gets a clear error. On a machine without a GPU, Mesa's software Vulkan driver
 //! (lavapipe) provides the device; `.ci/run` installs it and sets `PIXELCNN_REQUIRE_WGPU=1`, so
 //! that in CI a missing device fails these tests instead of skipping them.
 #![cfg(feature = "wgpu")]
 
 mod common;
+mod parity;
 
 use std::process::{Command, Output};
 
@@ -118,6 +120,19 @@ fn conditional_colour_model_computes_the_same_on_the_gpu() {
             .with_input_channels(3)
             .with_conditioning(Conditioning::Class { classes: 3 }),
     );
+}
+
+#[test]
+fn cached_sampler_logits_match_the_forward_pass_on_the_gpu() {
+    let Some(gpu) = wgpu_device() else { return };
+    // From the first pixel, and after two given rows and three given pixels (completion).
+    for first_pixel in [0, 2 * parity::WIDTH + 3] {
+        for (seed, (name, config)) in parity::models().into_iter().enumerate() {
+            let model = config.init_seeded(&gpu, seed as u64 + 40);
+            let worst = parity::worst_logit_difference(&model, &config, first_pixel, &gpu);
+            assert!(worst < 1e-4, "{name}: logits differ by {worst} on wgpu");
+        }
+    }
 }
 
 fn succeeded(output: &Output) -> String {

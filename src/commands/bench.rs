@@ -2,14 +2,17 @@
 
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::bench::{BenchConfig, model_figures, sampling_figures};
+use pixelcnn::bench::{
+    BenchConfig, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
+};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// Benchmark configuration [default: both].
     #[arg(long, value_enum)]
     config: Option<BenchConfig>,
-    /// Time naive against cached sampling (batch 1 and 16) instead of training and inference.
+    /// Time naive against cached sampling (batch 1, 16 and 64), and the cached sampler against
+    /// the arithmetic limit, instead of training and inference.
     #[arg(long)]
     sampling: bool,
     /// Print one JSON line per figure.
@@ -17,16 +20,21 @@ pub(crate) struct BenchArgs {
     json: bool,
 }
 
+/// The batch sizes of `--sampling`.
+const SAMPLING_BATCHES: [usize; 3] = [1, 16, 64];
+
 pub(crate) fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<()> {
     let configs = args
         .config
         .map_or(vec![BenchConfig::S, BenchConfig::P], |c| vec![c]);
+    let gemm = args.sampling.then(|| gemm_flops(device));
     for config in configs {
-        let figures = if args.sampling {
-            [1, 16]
-                .into_iter()
-                .flat_map(|batch| sampling_figures(config, batch, device))
-                .collect()
+        let figures = if let Some(gemm) = gemm {
+            let mut figures = sampling_limit_figures(config, gemm, device);
+            for batch in SAMPLING_BATCHES {
+                figures.extend(sampling_figures(config, batch, gemm, device));
+            }
+            figures
         } else {
             model_figures(config, device)
         };

@@ -1,5 +1,5 @@
 //! `pixelcnn complete`: the model draws the rest of test images from their top rows, for
-//! unconditional and conditional models.
+//! unconditional and conditional models, with a progress bar of the rows drawn.
 
 use std::path::PathBuf;
 
@@ -7,9 +7,9 @@ use anyhow::bail;
 use burn::prelude::Device;
 use clap::Args;
 use pixelcnn::picture;
-use pixelcnn::random;
-use pixelcnn::sample::complete;
+use pixelcnn::sample::{Generation, Start, image_streams};
 
+use super::sample::rows_bar;
 use super::values::at_least;
 use super::{
     DrawingArgs, ModelChoice, check_grid, refuse_autoencoder, sampling_options, test_images,
@@ -80,9 +80,16 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
         .collect();
     test.check_conditioning(config.model.conditioning)?;
     let condition = test.condition(&sources, config.model.conditioning, device);
-    let mut rng = random::seeded(args.drawing.seed);
-    let known = args.rows * options.width;
-    let completions = complete(&model, starts, known, condition, options, &mut rng, device);
+    let start = Start {
+        streams: image_streams(args.drawing.seed, 0..starts.len()),
+        images: starts,
+        known_pixels: args.rows * options.width,
+    };
+    let mut generation = Generation::new(&model, start, condition, options, device);
+    let bar = rows_bar(options.height, 1);
+    generation.by_ref().for_each(|_| bar.inc(1));
+    bar.finish_and_clear();
+    let completions = generation.finish();
     let (levels, height, width) = (options.levels, options.height, options.width);
     let mut tiles = Vec::new();
     for (original, drawn) in originals.iter().zip(completions.chunks(args.samples)) {

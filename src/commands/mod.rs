@@ -36,7 +36,8 @@ pub(crate) struct DrawingArgs {
     /// Upscaling factor of each image (nearest neighbour).
     #[arg(long, default_value_t = 4, value_parser = values::at_least(1u32))]
     scale: u32,
-    /// cached: incremental, fast (gated models); naive: one full forward pass per pixel.
+    /// cached: incremental, batched, fast (gated and masked models); naive: one full forward pass
+    /// per pixel.
     #[arg(long, value_enum, default_value_t = Sampler::Cached)]
     sampler: Sampler,
 }

@@ -1,6 +1,7 @@
 //! `pixelcnn sample`: drawing images from scratch, for unconditional and conditional models,
 //! into one grid picture or a folder of one picture per image. Images are drawn [`BATCH`] at a
-//! time, so that memory stays bounded and a progress bar can show how long a long draw has left.
+//! time, so that memory stays bounded, each batch streamed row by row, so that a progress bar
+//! can show how long a long draw has left.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,7 @@ use pixelcnn::checkpoint::CheckpointError;
 use pixelcnn::data::Embeddings;
 use pixelcnn::model::{Conditioning, PixelCnn};
 use pixelcnn::picture;
-use pixelcnn::random;
-use pixelcnn::sample::{SamplingOptions, sample};
+use pixelcnn::sample::{Generation, SamplingOptions, Start};
 
 use super::values::at_least;
 use super::{DrawingArgs, ModelChoice, check_grid, refuse_autoencoder, sampling_options};
@@ -68,8 +68,7 @@ pub(crate) struct SampleArgs {
     drawing: DrawingArgs,
 }
 
-/// Images drawn at a time: a step of the progress bar, and the bound of the sampler's memory.
-/// Up to this many, the images are those of one call of [`sample`].
+/// Images drawn at a time: the cached sampler's batch, and the bound of its memory.
 const BATCH: usize = 64;
 
 pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Result<()> {
@@ -282,19 +281,16 @@ struct Draws<'a> {
 
 impl Draws<'_> {
     /// Draws the images [`BATCH`] at a time, handing each batch to `each` with the index of its
-    /// first image; with a progress bar when there is more than one batch.
+    /// first image, with a progress bar of the rows drawn. Image i draws from its own random
+    /// stream of the seed, so it is the same whatever the batch it falls in.
     fn run(
         &self,
         device: &Device,
         mut each: impl FnMut(usize, Vec<Vec<u8>>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let count = self.plan.count;
-        let bar = if count > BATCH {
-            images_bar(count)
-        } else {
-            ProgressBar::hidden()
-        };
-        let mut rng = random::seeded(self.seed);
+        let batches = count.div_ceil(BATCH);
+        let bar = rows_bar(batches * self.options.height, batches);
         for first in (0..count).step_by(BATCH) {
             let images = first..count.min(first + BATCH);
             let condition = self.plan.condition.as_ref().map(|vector| {
@@ -303,10 +299,11 @@ impl Draws<'_> {
                 let flat: Vec<f32> = rows.concat();
                 Tensor::<2>::from_data(TensorData::new(flat, [images.len(), dim]), device)
             });
-            let size = images.len();
-            let drawn = sample(self.model, size, condition, self.options, &mut rng, device);
-            each(first, drawn)?;
-            bar.inc(size as u64);
+            let start = Start::blank(&self.options, self.seed, images);
+            let mut generation =
+                Generation::new(self.model, start, condition, self.options, device);
+            generation.by_ref().for_each(|_| bar.inc(1));
+            each(first, generation.finish())?;
         }
         bar.finish_and_clear();
         Ok(())
@@ -318,14 +315,17 @@ impl Draws<'_> {
     }
 }
 
-/// A bar of `count` images drawn, with the time spent and an estimate of the time left, on
-/// stderr when it is a terminal (and nowhere otherwise).
-fn images_bar(count: usize) -> ProgressBar {
-    let bar = ProgressBar::new(count as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} images [{elapsed_precise}<{eta}]")
-            .expect("valid template"),
-    );
+/// A bar of the `rows` image rows to draw in `batches` batches, with the time spent and an
+/// estimate of the time left, on stderr when it is a terminal (and nowhere otherwise).
+pub(crate) fn rows_bar(rows: usize, batches: usize) -> ProgressBar {
+    let bar = ProgressBar::new(rows as u64);
+    let unit = if batches > 1 {
+        format!("rows of {batches} batches")
+    } else {
+        "rows".to_string()
+    };
+    let template = format!("{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta}}]");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
     bar.enable_steady_tick(std::time::Duration::from_secs(1));
     bar
 }

@@ -31,7 +31,9 @@ use super::colour::{ColourMask, Mask};
 use super::head::OutputHead;
 use super::spatial::Deconvolution;
 use super::{PixelCnnConfig, conv1x1, input_to_float};
-use crate::ops::channels_last::{pointwise, to_channels_last, window_conv};
+use crate::ops::channels_last::{
+    pointwise, pointwise_matrix, pointwise_product, to_channels_last, window_matrix, window_product,
+};
 use crate::ops::gate::gate;
 
 /// Gated PixelCNN: a stack of [`GatedLayer`]s whose skip outputs are summed into an
@@ -89,19 +91,10 @@ impl GatedPixelCnn {
     /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` (values in `0..K`) and, for
     /// a conditional model, the conditioning vectors h `[B, d]`.
     pub fn forward(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Tensor<5> {
-        let x = to_channels_last(input_to_float(levels, self.levels));
+        let x = self.input(levels);
         let [_, height, width, _] = x.dims();
         let (mut vertical, mut horizontal) = (x.clone(), x);
-        let condition = match (&self.condition_map, condition) {
-            // The map covers the whole image; an input of its top rows gets the top of the map.
-            (Some(map), Some(h)) => Some(Condition::Map(to_channels_last(
-                map.forward(h.clone())
-                    .narrow(2, 0, height)
-                    .narrow(3, 0, width),
-            ))),
-            (None, Some(h)) => Some(Condition::Vector(h.clone())),
-            (_, None) => None,
-        };
+        let condition = condition.map(|h| self.condition(h, height, width));
         let mut skips: Option<Tensor<4>> = None;
         for layer in &self.layers {
             let (v, h, skip) = layer.forward(vertical, horizontal, condition.as_ref());
@@ -114,6 +107,25 @@ impl GatedPixelCnn {
         }
         self.head
             .forward(skips.expect("a Gated PixelCNN has at least one layer"))
+    }
+
+    /// The network input of images of levels `[B, C, H, W]`: channels-last intensities.
+    pub(crate) fn input(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+        to_channels_last(input_to_float(levels, self.levels))
+    }
+
+    /// What the layers are conditioned on for the vectors h `[B, d]` and images of
+    /// `height × width`: h itself, or the map s = m(h).
+    pub(crate) fn condition(&self, h: &Tensor<2>, height: usize, width: usize) -> Condition {
+        match &self.condition_map {
+            // The map covers the whole image; an input of its top rows gets the top of the map.
+            Some(map) => Condition::Map(to_channels_last(
+                map.forward(h.clone())
+                    .narrow(2, 0, height)
+                    .narrow(3, 0, width),
+            )),
+            None => Condition::Vector(h.clone()),
+        }
     }
 }
 
@@ -219,6 +231,9 @@ pub enum Condition {
 impl GatedLayer {
     /// Returns the vertical-stack output, the horizontal-stack output and the skip output, all
     /// channels-last `[B, H, W, C]`, for channels-last inputs.
+    ///
+    /// It is written with the step functions below, which the cached sampler
+    /// (`crate::sample::cached`) applies to the few rows and positions a new pixel changes.
     pub fn forward(
         &self,
         vertical_in: Tensor<4>,
@@ -226,56 +241,141 @@ impl GatedLayer {
         condition: Option<&Condition>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, height, width, _] = vertical_in.dims();
-        let p = (self.vertical.weight.dims()[3] / 2) as isize;
+        let matrices = self.matrices();
         // Output row r covers rows r-p-1..=r-1: rows 1..=H are the vertical stack (row i sees
         // rows i-p..=i), rows 0..H the same shifted down one row for the link.
-        let padded = window_conv(
-            &self.vertical,
-            vertical_in,
-            (-p - 1, -p),
-            (height + 1, width),
-        );
+        let padded = self.vertical_preactivations(&matrices, vertical_in, -1, height + 1);
         // The link of all H+1 rows, then its rows 0..H: the product reads `padded` in place,
         // where rows 0..H of every image would first be copied out.
-        let mut link =
-            pointwise(&self.vertical_to_horizontal, padded.clone(), None).narrow(1, 0, height);
+        let mut link = self.link(&matrices, padded.clone()).narrow(1, 0, height);
         let mut vertical = padded.narrow(1, 1, height);
-        if let Some(added) = self.condition_terms(condition, batch) {
-            let [on_vertical, on_horizontal] = added
-                .chunk(2, 3)
-                .try_into()
-                .expect("4C conditioning outputs");
+        if let Some([on_vertical, on_horizontal]) = self.condition_terms(condition, batch) {
             vertical = vertical + on_vertical;
             link = link + on_horizontal;
         }
         let vertical_out = gate(vertical);
+        let horizontal = self.horizontal_preactivations(&matrices, horizontal_in.clone(), 0, width);
+        let (horizontal_out, skip) =
+            self.horizontal_outputs(&matrices, horizontal, link, horizontal_in);
+        (vertical_out, horizontal_out, skip)
+    }
 
-        // Column j covers columns j-p..=j, or j-p-1..=j-1 where the current pixel is not seen.
-        let sees_current = !self.first && self.current_pixel.is_none();
-        let mut horizontal = window_conv(
-            &self.horizontal,
-            horizontal_in.clone(),
-            (0, -p - 1 + isize::from(sees_current)),
-            (height, width),
-        );
-        if let Some(current) = &self.current_pixel {
-            let mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
-            horizontal =
-                horizontal + pointwise(current, horizontal_in.clone(), mask.for_conv(current));
-        }
-        let gated = gate(horizontal + link);
+    /// Half the kernel width, p = ⌊k/2⌋.
+    pub(crate) fn half_kernel(&self) -> usize {
+        self.vertical.weight.dims()[3] / 2
+    }
+
+    /// The weights of the layer's convolutions as the matrices of their products, colour
+    /// masks applied: made once per forward pass, or once for a whole draw by the sampler.
+    pub(crate) fn matrices(&self) -> LayerMatrices {
         let mask = self.colour_mask(Mask::B);
-        let skip = pointwise(&self.skip, gated.clone(), mask.for_conv(&self.skip));
-        let mut horizontal_out = pointwise(
+        let current_mask = self.colour_mask(if self.first { Mask::A } else { Mask::B });
+        LayerMatrices {
+            vertical: window_matrix(&self.vertical),
+            link: pointwise_matrix(&self.vertical_to_horizontal, None),
+            horizontal: window_matrix(&self.horizontal),
+            current_pixel: self
+                .current_pixel
+                .as_ref()
+                .map(|conv| pointwise_matrix(conv, current_mask.for_conv(conv))),
+            skip: pointwise_matrix(&self.skip, mask.for_conv(&self.skip)),
+            horizontal_output: pointwise_matrix(
+                &self.horizontal_output,
+                mask.for_conv(&self.horizontal_output),
+            ),
+        }
+    }
+
+    /// The vertical convolution's 2C pre-activations `[B, rows, W, 2C]` over the vertical input
+    /// `[B, H, W, C_in]`: output row r covers input rows `r + last - p ..= r + last` (zero
+    /// outside the map). With `last = -1` output row r is the link's pre-activations for row r
+    /// (rows strictly above it), and row r + 1 the vertical stack's at row r.
+    pub(crate) fn vertical_preactivations(
+        &self,
+        matrices: &LayerMatrices,
+        vertical_in: Tensor<4>,
+        last: isize,
+        rows: usize,
+    ) -> Tensor<4> {
+        let width = vertical_in.dims()[2];
+        let p = self.half_kernel() as isize;
+        let matrix = matrices.vertical.clone();
+        let offset = (last - p, -p);
+        window_product(&self.vertical, matrix, vertical_in, offset, (rows, width))
+    }
+
+    /// The 1×1 link of vertical pre-activations into the horizontal stack.
+    pub(crate) fn link(&self, matrices: &LayerMatrices, preactivations: Tensor<4>) -> Tensor<4> {
+        let matrix = matrices.link.clone();
+        pointwise_product(&self.vertical_to_horizontal, matrix, preactivations)
+    }
+
+    /// The horizontal stack's 2C pre-activations (before the link) `[B, rows, columns, 2C]` at
+    /// `columns` columns from `first_column` on, for its input `[B, rows, W, C_in]`: column j
+    /// covers columns j-p..=j, or j-p-1..=j-1 where the current pixel is not seen (the first
+    /// layer), plus, for colour images, the current pixel through its masked 1×1 convolution.
+    pub(crate) fn horizontal_preactivations(
+        &self,
+        matrices: &LayerMatrices,
+        horizontal_in: Tensor<4>,
+        first_column: usize,
+        columns: usize,
+    ) -> Tensor<4> {
+        let [_, rows, width, _] = horizontal_in.dims();
+        let p = self.half_kernel() as isize;
+        let sees_current = !self.first && self.current_pixel.is_none();
+        let offset = first_column as isize - p - 1 + isize::from(sees_current);
+        let horizontal = window_product(
+            &self.horizontal,
+            matrices.horizontal.clone(),
+            horizontal_in.clone(),
+            (0, offset),
+            (rows, columns),
+        );
+        let (Some(current), Some(matrix)) = (&self.current_pixel, &matrices.current_pixel) else {
+            return horizontal;
+        };
+        let here = if columns == width {
+            horizontal_in
+        } else {
+            horizontal_in.narrow(2, first_column, columns)
+        };
+        horizontal + pointwise_product(current, matrix.clone(), here)
+    }
+
+    /// The gate of the horizontal pre-activations plus the link (conditioning included), and
+    /// from it the horizontal output (plus `horizontal_in`, the residual, after the first layer)
+    /// and the skip output.
+    pub(crate) fn horizontal_outputs(
+        &self,
+        matrices: &LayerMatrices,
+        horizontal: Tensor<4>,
+        link: Tensor<4>,
+        horizontal_in: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let gated = gate(horizontal + link);
+        let skip = pointwise_product(&self.skip, matrices.skip.clone(), gated.clone());
+        let mut horizontal_out = pointwise_product(
             &self.horizontal_output,
+            matrices.horizontal_output.clone(),
             gated,
-            mask.for_conv(&self.horizontal_output),
         );
         if !self.first {
             horizontal_out = horizontal_out + horizontal_in;
         }
-        (vertical_out, horizontal_out, skip)
+        (horizontal_out, skip)
     }
+}
+
+/// A [`GatedLayer`]'s convolution weights as the matrices of their products
+/// (`crate::ops::channels_last`), colour masks applied.
+pub(crate) struct LayerMatrices {
+    vertical: Tensor<2>,
+    link: Tensor<2>,
+    horizontal: Tensor<2>,
+    current_pixel: Option<Tensor<2>>,
+    skip: Tensor<2>,
+    horizontal_output: Tensor<2>,
 }
 
 impl GatedLayer {
@@ -289,16 +389,26 @@ impl GatedLayer {
         }
     }
 
-    /// `V h` as `[B, 1, 1, 4C]` or `V * s` as `[B, H, W, 4C]`: 2C for the vertical stack's
-    /// pre-activations, then 2C for the horizontal stack's.
-    fn condition_terms(&self, condition: Option<&Condition>, batch: usize) -> Option<Tensor<4>> {
-        match (condition?, &self.condition, &self.condition_map) {
+    /// `V h` as `[B, 1, 1, 2C]` each or `V * s` as `[B, H, W, 2C]` each: the terms of the
+    /// vertical stack's pre-activations, then those of the horizontal stack's.
+    pub(crate) fn condition_terms(
+        &self,
+        condition: Option<&Condition>,
+        batch: usize,
+    ) -> Option<[Tensor<4>; 2]> {
+        let terms = match (condition?, &self.condition, &self.condition_map) {
             (Condition::Vector(h), Some(linear), _) => {
                 let outputs = linear.weight.dims()[1];
-                Some(linear.forward(h.clone()).reshape([batch, 1, 1, outputs]))
+                linear.forward(h.clone()).reshape([batch, 1, 1, outputs])
             }
-            (Condition::Map(s), _, Some(conv)) => Some(pointwise(conv, s.clone(), None)),
-            _ => None,
-        }
+            (Condition::Map(s), _, Some(conv)) => pointwise(conv, s.clone(), None),
+            _ => return None,
+        };
+        Some(
+            terms
+                .chunk(2, 3)
+                .try_into()
+                .expect("4C conditioning outputs"),
+        )
     }
 }

@@ -19,9 +19,9 @@ use crate::ops::channels_last::to_channels_last;
 /// The masked-convolution PixelCNN.
 #[derive(Module, Debug)]
 pub struct MaskedPixelCnn {
-    layers: Vec<MaskedConv2d>,
-    head: OutputHead,
-    levels: usize,
+    pub(crate) layers: Vec<MaskedConv2d>,
+    pub(crate) head: OutputHead,
+    pub(crate) levels: usize,
 }
 
 impl MaskedPixelCnn {
@@ -60,32 +60,59 @@ impl MaskedPixelCnn {
             .layers
             .split_first()
             .expect("a PixelCNN has at least one layer");
-        let mut features = first.forward(input_to_float(levels, self.levels));
+        let mut features = first.forward(self.input(levels));
         for layer in later {
-            // Residual connections after the first layer, where the shapes agree.
-            features = features.clone() + layer.forward(relu(features));
+            features = layer.residual(features.clone(), layer.forward(relu(features)));
         }
         self.head.forward(to_channels_last(features))
+    }
+
+    /// The network input of images of levels `[B, C, H, W]`: intensities `[B, C, H, W]`.
+    pub(crate) fn input(&self, levels: Tensor<4, Int>) -> Tensor<4> {
+        input_to_float(levels, self.levels)
     }
 }
 
 /// A k×k convolution whose weights are multiplied by a raster-order causal mask.
 #[derive(Module, Debug)]
 pub struct MaskedConv2d {
-    conv: Conv2d,
+    pub(crate) conv: Conv2d,
     /// Mask A (true) hides the centre position; mask B (false) keeps it.
     hides_center: bool,
 }
 
 impl MaskedConv2d {
+    /// The convolution over a whole map `[B, C, H, W]`, zero-padded to keep its size.
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let half = self.kernel() / 2;
+        self.convolve(input, [half, half])
+    }
+
+    /// The output `[B, C_out, 1, 1]` at the centre of a `k × k` window `[B, C, k, k]` of its
+    /// input: what [`MaskedConv2d::forward`] computes at one position (the cached sampler).
+    pub(crate) fn at_centre(&self, window: Tensor<4>) -> Tensor<4> {
+        self.convolve(window, [0, 0])
+    }
+
+    /// Kernel size k of the `k × k` window.
+    pub(crate) fn kernel(&self) -> usize {
+        self.conv.weight.dims()[3]
+    }
+
+    /// The features after this layer: its input `features` plus `output`, the residual
+    /// connection of every layer after the first (where the shapes agree).
+    pub(crate) fn residual(&self, features: Tensor<4>, output: Tensor<4>) -> Tensor<4> {
+        features + output
+    }
+
+    fn convolve(&self, input: Tensor<4>, padding: [usize; 2]) -> Tensor<4> {
         let weight = self.conv.weight.val();
         let [_, _, kh, kw] = weight.dims();
         let mask = Tensor::<4>::from_data(
             TensorData::new(causal_mask(kh, kw, self.hides_center), [1, 1, kh, kw]),
             &weight.device(),
         );
-        let options = ConvOptions::new([1, 1], [kh / 2, kw / 2], [1, 1], 1);
+        let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
         conv2d(
             input,
             weight * mask,

@@ -18,37 +18,56 @@ use burn::prelude::*;
 use super::columns::{Taps, columns};
 use super::matmul::{affine, matmul};
 
-/// `conv` (weights `[C_out, C_in, kh, kw]`) over `x` `[B, H, W, C_in]`, output pixel `(r, c)`
-/// reading input pixels from `offset` on (zero outside the map): `[B, rows, cols, C_out]`.
-pub fn window_conv(
+/// The weights of `conv` as the matrix `[kh·kw·C_in, C_out]` of its product with the columns.
+pub fn window_matrix(conv: &Conv2d) -> Tensor<2> {
+    let [outputs, inputs, kernel_rows, kernel_cols] = conv.weight.dims();
+    conv.weight
+        .val()
+        .permute([2, 3, 1, 0])
+        .reshape([kernel_rows * kernel_cols * inputs, outputs])
+}
+
+/// `conv` (weights `[C_out, C_in, kh, kw]`, given as `matrix`, its [`window_matrix`]) over `x`
+/// `[B, H, W, C_in]`, output pixel `(r, c)` reading input pixels from `offset` on (zero outside
+/// the map): `[B, rows, cols, C_out]`. A caller that applies the convolution many times (the
+/// cached sampler) makes the matrix once.
+pub fn window_product(
     conv: &Conv2d,
+    matrix: Tensor<2>,
     x: Tensor<4>,
     offset: (isize, isize),
     output: (usize, usize),
 ) -> Tensor<4> {
-    let weight = conv.weight.val();
-    let [outputs, inputs, kernel_rows, kernel_cols] = weight.dims();
+    let [_, _, kernel_rows, kernel_cols] = conv.weight.dims();
     let taps = Taps {
         kernel: (kernel_rows, kernel_cols),
         offset,
         output,
     };
-    let matrix = weight
-        .permute([2, 3, 1, 0])
-        .reshape([kernel_rows * kernel_cols * inputs, outputs]);
     product(columns(x, taps), matrix, conv.bias.as_ref())
 }
 
 /// The 1×1 convolution `conv` on `x` `[B, H, W, C_in]`, its weights multiplied elementwise by
 /// `mask` `[C_out, C_in]` if one is given.
 pub fn pointwise(conv: &Conv2d, x: Tensor<4>, mask: Option<Tensor<2>>) -> Tensor<4> {
+    pointwise_product(conv, pointwise_matrix(conv, mask), x)
+}
+
+/// The weights of the 1×1 convolution `conv`, multiplied by `mask` if one is given, as the
+/// matrix `[C_in, C_out]` of its product.
+pub fn pointwise_matrix(conv: &Conv2d, mask: Option<Tensor<2>>) -> Tensor<2> {
     let weight = conv.weight.val();
     let [outputs, inputs, _, _] = weight.dims();
     let mut matrix = weight.reshape([outputs, inputs]);
     if let Some(mask) = mask {
         matrix = matrix * mask;
     }
-    product(x, matrix.transpose(), conv.bias.as_ref())
+    matrix.transpose()
+}
+
+/// [`pointwise`] with the weights already as `matrix`, their [`pointwise_matrix`].
+pub fn pointwise_product(conv: &Conv2d, matrix: Tensor<2>, x: Tensor<4>) -> Tensor<4> {
+    product(x, matrix, conv.bias.as_ref())
 }
 
 /// `x` `[B, H, W, I]` times `matrix` `[I, O]`, plus `bias` `[O]`: `[B, H, W, O]`.

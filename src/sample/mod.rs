@@ -3,27 +3,34 @@
 //! sub-pixels of a colour pixel in the order R, G, B, each given the ones before.
 //!
 //! Two samplers: [`naive`] runs the whole network once per sub-pixel, as the original notebooks
-//! do; [`cached`] keeps each layer's state and does only the new work, for the gated
-//! architecture. Both draw with the same uniform number per sub-pixel, but the cached sampler's
-//! logits match the forward pass only to within rounding (its own loops, `tanh` and `exp`), so
-//! a draw whose number falls between the two cumulative distributions can differ — rarely
+//! do, and stays as the reference; [`cached`] keeps each layer's state and does only the new
+//! work, batched across images. Both draw with the same uniform number per sub-pixel, from one
+//! random stream per image, but the cached sampler computes each logit with products of other
+//! shapes than the full forward pass, so its logits match only to within rounding, and a draw
+//! whose number falls between the two cumulative distributions can differ — rarely
 //! (`examples/sampler_agreement.rs` measures how rarely on a trained run).
+//!
+//! [`Generation`] is the streaming form: an iterator that draws one row of the whole batch per
+//! step, for live display, progress and cancellation; [`sample`] and [`complete`] run it to the
+//! end.
 
 pub mod cached;
 pub mod naive;
+
+use std::ops::Range;
 
 use burn::prelude::*;
 use rand::Rng;
 
 use crate::model::{AutoEncoder, PixelCnn};
-use cached::CachedGatedPixelCnn;
+use crate::random::{SeededRng, seeded};
+use cached::{CachedGatedPixelCnn, CachedMaskedPixelCnn};
 
 /// Which sampler generates the pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Sampler {
-    /// Incremental, with per-layer caches (gated architecture; the masked one falls back to
-    /// naive).
+    /// Incremental, with per-layer caches, batched across images.
     Cached,
     /// One full forward pass per pixel.
     Naive,
@@ -43,13 +50,26 @@ pub struct SamplingOptions {
     pub sampler: Sampler,
 }
 
+/// The random stream of image `image` of a draw from `seed`: one ChaCha stream per image of the
+/// same key, so that an image is the same whatever the batch it is drawn in.
+pub fn image_stream(seed: u64, image: usize) -> SeededRng {
+    let mut rng = seeded(seed);
+    rng.set_stream(image as u64);
+    rng
+}
+
+/// [`image_stream`] of each image of `images`.
+pub fn image_streams(seed: u64, images: Range<usize>) -> Vec<SeededRng> {
+    images.map(|image| image_stream(seed, image)).collect()
+}
+
 /// Draws `count` images from `model`, returning each as levels `0..K`, channel planes after
-/// each other, row-major. A
-/// conditional model needs `condition`, one vector h per image `[count, d]`; for an
-/// auto-encoder, the codes to decode.
+/// each other, row-major. A conditional model needs `condition`, one vector h per image
+/// `[count, d]`; for an auto-encoder, the codes to decode.
 ///
-/// The random numbers come from `rng`: one uniform number per sub-pixel — in raster order, then
-/// channel after channel within a pixel, then image after image — the same for both samplers.
+/// One number from `rng` is the key of the images' random streams: image i draws from
+/// [`image_stream`]`(key, i)`, one uniform number per sub-pixel, in raster order, then channel
+/// after channel within a pixel — the same for both samplers.
 pub fn sample(
     model: &PixelCnn,
     count: usize,
@@ -63,60 +83,194 @@ pub fn sample(
 }
 
 /// Keeps the first `known_pixels` pixels (raster order, all their channels) of each image and
-/// draws the rest.
+/// draws the rest, with random streams keyed as in [`sample`].
 pub fn complete(
     model: &PixelCnn,
-    mut images: Vec<Vec<u8>>,
+    images: Vec<Vec<u8>>,
     known_pixels: usize,
     condition: Option<Tensor<2>>,
     options: SamplingOptions,
     rng: &mut impl Rng,
     device: &Device,
 ) -> Vec<Vec<u8>> {
-    let plane = options.height * options.width;
-    let mut choose = |pixel: usize, channel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
-        if pixel >= known_pixels {
-            let probabilities = softmax(logits, options.levels, options.temperature);
-            for (image, probs) in images.iter_mut().zip(probabilities.chunks(options.levels)) {
-                image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
-            }
-        }
+    let streams = image_streams(rng.random(), 0..images.len());
+    let start = Start {
+        images,
+        known_pixels,
+        streams,
     };
-    match (options.sampler, model) {
-        (Sampler::Cached, PixelCnn::Gated(gated))
-        | (Sampler::Cached, PixelCnn::AutoEncoder(AutoEncoder { decoder: gated, .. })) => {
-            let condition = condition.map(condition_rows);
-            CachedGatedPixelCnn::new(
-                gated,
-                images.len(),
-                options.height,
-                options.width,
-                condition,
-            )
-            .run(&mut images, choose);
-        }
-        _ => {
-            let context = naive::Context {
-                options,
-                condition: condition.as_ref(),
-                device,
-            };
-            naive::run(model, &mut images, known_pixels, context, &mut choose);
-        }
-    }
-    images
+    Generation::new(model, start, condition, options, device).finish()
 }
 
-/// The rows of a conditioning tensor `[B, d]` as vectors.
-fn condition_rows(condition: Tensor<2>) -> Vec<Vec<f32>> {
-    let [_, dim] = condition.dims();
-    let values: Vec<f32> = condition
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("conditioning vectors are floats");
-    values.chunks(dim).map(<[f32]>::to_vec).collect()
+/// Where a [`Generation`] starts: the images (levels, channel planes after each other), of
+/// which the first `known_pixels` pixels are kept, and one random stream per image.
+pub struct Start {
+    pub images: Vec<Vec<u8>>,
+    pub known_pixels: usize,
+    pub streams: Vec<SeededRng>,
 }
+
+impl Start {
+    /// Blank images of `options`' size, drawn from [`image_stream`]`(seed, i)` for each `i` of
+    /// `images`.
+    pub fn blank(options: &SamplingOptions, seed: u64, images: Range<usize>) -> Self {
+        let size = options.channels * options.height * options.width;
+        Self {
+            images: vec![vec![0; size]; images.len()],
+            known_pixels: 0,
+            streams: image_streams(seed, images),
+        }
+    }
+}
+
+/// `choose(pixel, channel, logits, images)`: given the logits `[B][K]` of a sub-pixel, writes
+/// (or leaves) its levels in `images`.
+pub type Choose<'c> = dyn FnMut(usize, usize, &[f32], &mut [Vec<u8>]) + Send + 'c;
+
+/// A sampler that advances a batch of images one row at a time.
+pub trait RowSampler: Send {
+    /// Computes row `row` (after every row above it), calling `choose` for every sub-pixel from
+    /// `first_pixel` on in raster order, channel after channel.
+    fn row(&mut self, row: usize, images: &mut [Vec<u8>], first_pixel: usize, choose: &mut Choose);
+}
+
+/// The sampler of `options` for a batch of `batch` images drawn by `model` on `device`: the
+/// cached one covers the gated and masked architectures and the PixelCNN auto-encoder; other
+/// models run the naive one. A conditional model needs `condition`, one vector h per image
+/// `[B, d]`.
+pub fn row_sampler<'a>(
+    model: &'a PixelCnn,
+    batch: usize,
+    condition: Option<Tensor<2>>,
+    options: SamplingOptions,
+    device: &'a Device,
+) -> Box<dyn RowSampler + 'a> {
+    let (height, width) = (options.height, options.width);
+    match (options.sampler, model) {
+        (Sampler::Cached, PixelCnn::Gated(gated))
+        | (Sampler::Cached, PixelCnn::AutoEncoder(AutoEncoder { decoder: gated, .. })) => Box::new(
+            CachedGatedPixelCnn::new(gated, batch, height, width, condition.as_ref()),
+        ),
+        (Sampler::Cached, PixelCnn::Masked(masked)) => {
+            Box::new(CachedMaskedPixelCnn::new(masked, batch, height, width))
+        }
+        _ => Box::new(naive::Naive {
+            model,
+            condition,
+            options,
+            device,
+        }),
+    }
+}
+
+/// One row of every image, just drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The row's index, from 0 at the top.
+    pub index: usize,
+    /// The row of each image: its W levels of each channel, channel after channel.
+    pub levels: Vec<Vec<u8>>,
+}
+
+/// Generation as a stream: each [`Iterator::next`] draws one more row of every image of the
+/// batch and yields it, so that a caller can show the images as they are drawn, count rows for
+/// a progress bar, or stop: no work happens between calls, and dropping the generation cancels
+/// it.
+pub struct Generation<'a> {
+    sampler: Box<dyn RowSampler + 'a>,
+    images: Vec<Vec<u8>>,
+    known_pixels: usize,
+    streams: Vec<SeededRng>,
+    options: SamplingOptions,
+    next_row: usize,
+}
+
+impl<'a> Generation<'a> {
+    /// Prepares the generation of `start`'s images by `model` on `device`, with the
+    /// [`row_sampler`] of `options`. A conditional model needs `condition`, one vector h per
+    /// image `[B, d]`.
+    ///
+    /// # Panics
+    ///
+    /// If there is not one random stream per image.
+    pub fn new(
+        model: &'a PixelCnn,
+        start: Start,
+        condition: Option<Tensor<2>>,
+        options: SamplingOptions,
+        device: &'a Device,
+    ) -> Self {
+        assert_eq!(
+            start.streams.len(),
+            start.images.len(),
+            "one random stream per image"
+        );
+        let sampler = row_sampler(model, start.images.len(), condition, options, device);
+        Self {
+            sampler,
+            images: start.images,
+            known_pixels: start.known_pixels,
+            streams: start.streams,
+            options,
+            next_row: 0,
+        }
+    }
+
+    /// The images as drawn so far.
+    pub fn images(&self) -> &[Vec<u8>] {
+        &self.images
+    }
+
+    /// Draws every remaining row and returns the images.
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
+        self.by_ref().for_each(drop);
+        self.images
+    }
+}
+
+impl Iterator for Generation<'_> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        let options = self.options;
+        let (index, width) = (self.next_row, options.width);
+        if index >= options.height {
+            return None;
+        }
+        let plane = options.height * width;
+        let streams = &mut self.streams;
+        let mut choose = |pixel: usize, channel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
+            let probabilities = softmax(logits, options.levels, options.temperature);
+            let rows = probabilities.chunks(options.levels);
+            for ((image, probs), rng) in images.iter_mut().zip(rows).zip(streams.iter_mut()) {
+                image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
+            }
+        };
+        let (images, sampler, known) = (&mut self.images, &mut self.sampler, self.known_pixels);
+        // A row is many small operations: run them on a thread of the pool that the CPU
+        // backend's parallel operations use, so that each does not wait for a thread switch.
+        rayon::scope(|_| sampler.row(index, images, known, &mut choose));
+        self.next_row += 1;
+        let levels = images
+            .iter()
+            .map(|image| {
+                image
+                    .chunks(plane)
+                    .flat_map(|channel| &channel[index * width..(index + 1) * width])
+                    .copied()
+                    .collect()
+            })
+            .collect();
+        Some(Row { index, levels })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.options.height - self.next_row.min(self.options.height);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Generation<'_> {}
 
 /// Softmax of each row of `logits` (`[count][K]`) at `temperature`; at 0 a one-hot vector on
 /// the most likely level.

@@ -2,52 +2,43 @@
 
 use burn::prelude::*;
 
-use super::SamplingOptions;
+use super::{Choose, RowSampler, SamplingOptions};
 use crate::model::PixelCnn;
 
-/// What the passes share: the image shape, the conditioning vectors and the device.
-pub struct Context<'a> {
+/// The model, the image shape, the conditioning vectors and the device.
+pub struct Naive<'a> {
+    pub model: &'a PixelCnn,
+    pub condition: Option<Tensor<2>>,
     pub options: SamplingOptions,
-    pub condition: Option<&'a Tensor<2>>,
     pub device: &'a Device,
 }
 
-/// Walks every pixel from `first_pixel` on in raster order and each of its channels in turn,
-/// handing `choose(pixel, channel, logits)` the logits `[B][K]` of that sub-pixel given
-/// `images` so far; `choose` may write the sub-pixel into `images`.
-pub fn run(
-    model: &PixelCnn,
-    images: &mut [Vec<u8>],
-    first_pixel: usize,
-    context: Context,
-    choose: &mut impl FnMut(usize, usize, &[f32], &mut [Vec<u8>]),
-) {
-    let Context {
-        options,
-        condition,
-        device,
-    } = context;
-    let (count, levels, width) = (images.len(), options.levels, options.width);
-    for pixel in first_pixel..options.height * width {
-        let (row, column) = (pixel / width, pixel % width);
-        for channel in 0..options.channels {
-            // Rows below the current one cannot influence it (the model is causal), so the
-            // forward pass only covers rows 0..=row.
-            let input = levels_tensor(images, options, row + 1, device);
-            let logits: Vec<f32> = model
-                .forward_conditioned(input, condition)
-                .slice([
-                    0..count,
-                    channel..channel + 1,
-                    0..levels,
-                    row..row + 1,
-                    column..column + 1,
-                ])
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec()
-                .expect("logits are floats");
-            choose(pixel, channel, &logits, images);
+impl RowSampler for Naive<'_> {
+    /// Runs the model on rows `0..=row` for each sub-pixel of `row` from `first_pixel` on.
+    fn row(&mut self, row: usize, images: &mut [Vec<u8>], first_pixel: usize, choose: &mut Choose) {
+        let (count, levels, width) = (images.len(), self.options.levels, self.options.width);
+        for pixel in (row * width).max(first_pixel)..(row + 1) * width {
+            let column = pixel % width;
+            for channel in 0..self.options.channels {
+                // Rows below the current one cannot influence it (the model is causal), so the
+                // forward pass only covers rows 0..=row.
+                let input = levels_tensor(images, self.options, row + 1, self.device);
+                let logits: Vec<f32> = self
+                    .model
+                    .forward_conditioned(input, self.condition.as_ref())
+                    .slice([
+                        0..count,
+                        channel..channel + 1,
+                        0..levels,
+                        row..row + 1,
+                        column..column + 1,
+                    ])
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec()
+                    .expect("logits are floats");
+                choose(pixel, channel, &logits, images);
+            }
         }
     }
 }
