@@ -61,8 +61,12 @@ impl ImageSet {
             })
             .collect();
         Self {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
             pixels,
-            ..self.clone()
+            labels: self.labels.clone(),
+            embeddings: self.embeddings.clone(),
         }
     }
 
