@@ -4,8 +4,9 @@
 //! Decoders* (arXiv 1606.05328), and its predecessor PixelCNN (arXiv 1601.06759), on burn:
 //! models, training, likelihood evaluation and autoregressive sampling.
 //!
-//! The `pixelcnn` program is behind the default cargo feature `cli`. The library alone
-//! (`default-features = false`) needs none of its dependencies (clap, anyhow, ctrlc); each module
+//! The `pixelcnn` program is behind the default cargo feature `cli`, which turns on `serve` (the
+//! web page of `pixelcnn serve`, [`serve`]). The library alone (`default-features = false`)
+//! needs none of their dependencies (clap, anyhow, ctrlc, axum, tokio); each module
 //! reports failures with its own error type, such as [`train::TrainError`], which wraps those of
 //! the data, checkpoint, log and picture modules it uses.
 //!
@@ -43,4 +44,6 @@ pub mod random;
 pub mod recipe;
 pub mod run_log;
 pub mod sample;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod train;

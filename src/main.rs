@@ -16,6 +16,7 @@ use commands::complete::{CompleteArgs, complete_command};
 use commands::eval::{EvalArgs, eval_command};
 use commands::export::{ExportArgs, export_command, pretrained_command};
 use commands::sample::{SampleArgs, sample_command};
+use commands::serve::{ServeArgs, serve_command};
 use commands::train::{TrainArgs, train_command};
 use commands::{RunArgs, gif_command, plot_command};
 
@@ -56,6 +57,9 @@ enum Command {
     Export(ExportArgs),
     /// List the models shipped inside the binary (use them with --pretrained NAME).
     Pretrained,
+    /// A local web page to play with a model: live generation, completing your own drawing,
+    /// and where the model is surprised.
+    Serve(ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,5 +88,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(args) => plot_command(args),
         Command::Export(args) => export_command(args, &device),
         Command::Pretrained => pretrained_command(),
+        Command::Serve(args) => serve_command(args, &device),
     }
 }

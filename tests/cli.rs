@@ -1575,3 +1575,65 @@ fn big_grids_are_refused_before_drawing_and_out_dir_writes_one_picture_per_image
         "<--out <OUT>|--out-dir <OUT_DIR>>",
     );
 }
+
+#[test]
+fn serve_answers_on_its_address_and_refuses_what_it_cannot_serve() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    assert_fails_with(
+        &["serve", "--pretrained", "mnist-class", "--addr", &taken],
+        "cannot listen on",
+    );
+    assert_fails_with(
+        &["serve", "--pretrained", "nope"],
+        "no pretrained model is called",
+    );
+    assert_fails_with(
+        &[
+            "serve",
+            "--pretrained",
+            "mnist-class",
+            "--addr",
+            "localhost",
+        ],
+        "invalid value 'localhost'",
+    );
+    assert_fails_with(
+        &["serve", "--pretrained", "mnist-class", "--max-draws", "0"],
+        "'--max-draws <MAX_DRAWS>'",
+    );
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args([
+            "serve",
+            "--pretrained",
+            "mnist-class",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let serving = lines.next().unwrap().unwrap();
+    let address = serving
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {serving:?}"))
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /api/model HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"nll_nats\":104.5327"), "{answer}");
+}
