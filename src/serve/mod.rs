@@ -11,22 +11,25 @@
 //! The server is axum on tokio. Every draw runs on a blocking thread and sends its rows through
 //! a small bounded channel as server-sent events: a slow client holds back only its own draw,
 //! and a closed connection ends it (the next send fails). The work is bounded by [`Limits`]:
-//! images per request, draws at a time (beyond: 503), and the size of a request body (beyond:
-//! 413). Every input is checked, and bad input gets a 4xx with a JSON `{"error": message}`.
+//! images per request, draws at a time (beyond: 503), the size of a request body (beyond: 413)
+//! and the time a request may take to arrive (beyond: 408). Every input is checked, and bad input gets a 4xx with a JSON `{"error": message}`.
 //! The page itself — plain HTML, CSS and JavaScript, no build step — is embedded in the binary.
 
 mod api;
 mod page;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use burn::module::Module;
 use burn::prelude::Device;
 use serde::Serialize;
 use tokio::sync::Semaphore;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::checkpoint::RunConfig;
 use crate::data::ImageSet;
@@ -47,6 +50,10 @@ pub struct Limits {
     pub max_draws: usize,
     /// Bytes of a request body; more get a 413.
     pub max_body_bytes: usize,
+    /// Time for a request to arrive and its answer to start; a client that stops sending gets a
+    /// 408 (a draw's stream, once started, runs as long as the draw).
+    #[serde(skip)]
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +62,7 @@ impl Default for Limits {
             max_images: 64,
             max_draws: 2,
             max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -156,6 +164,10 @@ pub fn router(served: Served, limits: Limits) -> Result<Router, Unsupported> {
         .route("/api/reconstruct", post(api::reconstruct))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .with_state(state))
 }
 

@@ -192,3 +192,30 @@ where
     }
     all
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_gets_a_408() {
+    use std::io::{Read, Write};
+
+    let limits = Limits {
+        request_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let app = super::app("mnist-class", limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The head promises 100 bytes of body; one arrives.
+        let head = "POST /api/nll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = vec![0; 64];
+        let read = stream.read(&mut answer).expect("the server answers a stalled request");
+        String::from_utf8_lossy(&answer[..read]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
