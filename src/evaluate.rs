@@ -132,6 +132,23 @@ fn sum_over_batches(
     (count, sum)
 }
 
+/// The negative log-likelihood in nats of each pixel of `targets` `[B, C, H, W]` under `model`
+/// given `condition` (a colour pixel's channels summed): `B·H·W` values, image after image, row
+/// by row.
+pub fn pixel_surprise(
+    model: &PixelCnn,
+    targets: Tensor<4, Int>,
+    condition: Option<&Tensor<2>>,
+) -> Vec<f32> {
+    let logits = model.forward_conditioned(targets.clone(), condition);
+    pixel_nll(logits, targets)
+        .sum_dim(1)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("NLL values are floats")
+}
+
 /// Test images beside heat maps of their per-pixel negative log-likelihood (summed over a
 /// colour pixel's channels): where the model is surprised. One row per image; all maps share
 /// one colour scale.
@@ -145,13 +162,7 @@ pub fn heatmap(
     let levels = config.levels;
     let targets = set.batch(indices, levels, device);
     let condition = set.condition(indices, config.conditioning, device);
-    let logits = model.forward_conditioned(targets.clone(), condition.as_ref());
-    let nll: Vec<f32> = pixel_nll(logits, targets)
-        .sum_dim(1)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("NLL values are floats");
+    let nll = pixel_surprise(model, targets, condition.as_ref());
     let pixels = set.height * set.width;
     let max = nll.iter().copied().fold(0.0, f32::max);
     let mut tiles = Vec::with_capacity(2 * indices.len());

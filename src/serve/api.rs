@@ -18,7 +18,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::{Header, Shared};
-use crate::loss::{bits_per_dim, pixel_nll};
+use crate::evaluate::pixel_surprise;
+use crate::loss::bits_per_dim;
 use crate::model::{Conditioning, one_hot};
 use crate::sample::{Generation, Sampler, SamplingOptions, Start, image_streams};
 
@@ -332,15 +333,7 @@ fn surprise(state: &super::State, image: &[u8], classes: Option<Vec<usize>>) -> 
     let shape = [1, header.colours, header.height, header.width];
     let targets = Tensor::<4, Int>::from_data(TensorData::new(data, shape), device);
     let condition = classes.map(|c| one_hot(&c, class_count(header), device));
-    let logits = served
-        .model
-        .forward_conditioned(targets.clone(), condition.as_ref());
-    let pixels: Vec<f32> = pixel_nll(logits, targets)
-        .sum_dim(1)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("NLL values are floats");
+    let pixels = pixel_surprise(&served.model, targets, condition.as_ref());
     let nll_nats: f64 = pixels.iter().map(|&v| f64::from(v)).sum();
     Surprise {
         nll_nats,

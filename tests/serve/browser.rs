@@ -79,6 +79,13 @@ async fn wait_for(client: &Client, condition: &str, seconds: u64) {
     }
 }
 
+/// Clicks button `id` and waits (at most 2 minutes) until `done` holds.
+async fn click_and_wait(client: &Client, id: &str, done: &str) {
+    let button = client.find(Locator::Id(id)).await.unwrap();
+    button.click().await.unwrap();
+    wait_for(client, done, 120).await;
+}
+
 /// Pixels of canvas `id` whose red value is over 100.
 async fn lit_pixels(client: &Client, id: &str) -> u64 {
     let code = format!(
@@ -128,17 +135,10 @@ async fn the_page_generates_and_completes_a_drawing_in_chromium() {
 
     // Generate one column per class and wait for the stream to fill the grid.
     assert_eq!(lit_pixels(&client, "gen-grid").await, 0);
-    client
-        .find(Locator::Id("gen-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(
+    click_and_wait(
         &client,
+        "gen-start",
         "return document.body.dataset.generation === 'done'",
-        120,
     )
     .await;
     let lit = lit_pixels(&client, "gen-grid").await;
@@ -179,17 +179,10 @@ async fn the_page_generates_and_completes_a_drawing_in_chromium() {
     wait_for(&client, &changed, 30).await;
 
     // Completions keep the 14 drawn rows.
-    client
-        .find(Locator::Id("draw-complete"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(
+    click_and_wait(
         &client,
+        "draw-complete",
         "return document.body.dataset.completion === 'done'",
-        120,
     )
     .await;
     let mismatches = script(
