@@ -275,9 +275,15 @@ pub(super) async fn reconstruct(
     }
     check_draw(&state, request.n, request.temperature)?;
     let available = state.header.test_images;
+    if available == 0 {
+        return Err(ApiError::bad(
+            "this server has no test images: the run's data is not at hand",
+        ));
+    }
     if request.index >= available {
         return Err(ApiError::bad(format!(
-            "test images are numbered 0..{available}, got {}",
+            "test images are numbered 0..={}, got {}",
+            available - 1,
             request.index
         )));
     }

@@ -226,6 +226,9 @@ async fn test_images_and_autoencoder_decodings() {
     let (status, body) = post(&app, "/api/generate", &json!({"n": 2})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of(&body).contains("/api/reconstruct"));
+    let (status, body) = post(&app, "/api/reconstruct", &json!({"index": 1000, "n": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_of(&body).contains("0..=999, got 1000"), "{body}");
     let (status, body) = post(&app, "/api/nll", &json!({"image": test.levels(5, 4)})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
