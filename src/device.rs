@@ -37,12 +37,16 @@ impl DeviceChoice {
     }
 }
 
+/// The default GPU, or, as rank r > 0 of a data-parallel launch on this machine, its discrete
+/// GPU r ([`crate::parallel::local_rank`]).
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<Device, DeviceError> {
-    probe(
-        "wgpu",
-        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-    )
+    use burn::tensor::DeviceKind;
+    let kind = match crate::parallel::local_rank() {
+        0 => DeviceKind::DefaultDevice,
+        rank => DeviceKind::DiscreteGpu(rank),
+    };
+    probe("wgpu", Device::wgpu(kind))
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -50,9 +54,10 @@ fn wgpu_device() -> Result<Device, DeviceError> {
     Err(DeviceError::NotBuilt("wgpu"))
 }
 
+/// GPU 0, or, as rank r of a data-parallel launch on this machine, GPU r.
 #[cfg(feature = "cuda")]
 fn cuda_device() -> Result<Device, DeviceError> {
-    probe("cuda", Device::cuda(0usize))
+    probe("cuda", Device::cuda(crate::parallel::local_rank()))
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -36,6 +36,7 @@ pub mod export;
 pub mod loss;
 pub mod model;
 mod ops;
+pub mod parallel;
 pub mod picture;
 pub mod plot;
 pub mod pretrained;

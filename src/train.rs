@@ -19,11 +19,12 @@ use crate::animation::write_progress_gif;
 use crate::checkpoint::{CheckpointError, RunConfig, RunDir, new_optimizer};
 use crate::data::binarize::{self, Binarization};
 use crate::data::{DataError, ImageSet};
-use crate::evaluate::{Score, score};
-use crate::loss::{mean_nll, nats_to_bits, squared_error};
+use crate::evaluate::{Likelihood, Score, SquaredError, score};
+use crate::loss::{bits_per_dim, mean_nll, nats_to_bits, squared_error};
 use crate::model::{
     Conditioning, Objective, PixelCnn, PixelCnnConfig, intensities_to_levels, one_hot,
 };
+use crate::parallel::{self, Collective, ParallelError, Single};
 use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
 use crate::random;
@@ -61,6 +62,9 @@ pub enum TrainError {
     /// The sample grid, loss plot or progress animation of an interval.
     #[error(transparent)]
     Picture(#[from] PictureError),
+    /// The processes of a data-parallel run cannot share the batch.
+    #[error(transparent)]
+    Parallel(#[from] ParallelError),
 }
 
 /// How a call to [`train`] ended.
@@ -109,19 +113,39 @@ impl BatchOrder {
 pub fn train(
     run: &RunDir,
     config: &RunConfig,
-    (train_set, validation): (ImageSet, ImageSet),
+    sets: (ImageSet, ImageSet),
     resume: bool,
     device: &Device,
     interrupt: &AtomicBool,
 ) -> Result<Outcome, TrainError> {
+    train_on(run, config, sets, resume, device, interrupt, &Single)
+}
+
+/// [`train`] as one of the ranks of `collective` ([`crate::parallel`]): each global batch is
+/// split across the ranks and their gradients averaged; rank 0 alone writes the run folder
+/// (logs, checkpoints, pictures) and shows progress; validation is split across the ranks too.
+/// Ctrl-C on any rank stops every rank at the same step.
+pub fn train_on(
+    run: &RunDir,
+    config: &RunConfig,
+    (train_set, validation): (ImageSet, ImageSet),
+    resume: bool,
+    device: &Device,
+    interrupt: &AtomicBool,
+    collective: &dyn Collective,
+) -> Result<Outcome, TrainError> {
     let batch_size = config.batch_size.min(train_set.len());
+    let shard = parallel::shard(batch_size, collective)?;
+    let leader = collective.rank() == 0;
     for set in [&train_set, &validation] {
         set.check_conditioning(config.model.conditioning)?;
     }
     let training_device = device.clone().autodiff();
     let (mut step, mut model, average, mut optimizer) = if resume {
         let checkpoint = run.load_checkpoint_for(config, &training_device)?;
-        roll_back(run, checkpoint.step)?;
+        if leader {
+            roll_back(run, checkpoint.step)?;
+        }
         let average = checkpoint.average.map(|a| a.valid());
         (
             checkpoint.step,
@@ -139,46 +163,60 @@ pub fn train(
         .ema_decay
         .map(|_| average.unwrap_or_else(|| model.valid()));
     let validation = validation.for_evaluation(config.binarization);
-    if let Some(binarization) = config.binarization {
-        eprintln!("binarisation: {}", binarization.describe());
+    if leader {
+        let ranks = (collective.ranks(), shard.len());
+        describe(config, &model, &train_set, &validation, ranks);
     }
-    eprintln!(
-        "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{} {}",
-        config.model.arch,
-        model.num_params(),
-        train_set.len(),
-        validation.len(),
-        train_set.height,
-        train_set.width,
-        if train_set.channels == 1 {
-            "grayscale"
-        } else {
-            "RGB"
-        }
-    );
     if step >= config.steps {
-        eprintln!("the run already has {step} of {} steps", config.steps);
+        if leader {
+            eprintln!("the run already has {step} of {} steps", config.steps);
+        }
         return Ok(Outcome::Finished { step, last: None });
     }
 
     let objective = config.model.arch.objective();
-    let mut losses = LossLog::open(run, objective)?;
-    let progress = progress_bar(step, config.steps);
+    let mut losses = leader.then(|| LossLog::open(run, objective)).transpose()?;
+    let progress = match leader {
+        true => progress_bar(step, config.steps),
+        false => ProgressBar::hidden(),
+    };
     let mut order = BatchOrder::new(config.seed, train_set.len(), batch_size);
     let mut window = LossWindow::default();
+    let mut timing = Timing::default();
     let mut last = None;
     while step < config.steps {
-        if interrupt.load(Ordering::SeqCst) {
-            progress.abandon();
-            run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
-            return Ok(Outcome::Interrupted { step });
-        }
         let started = Instant::now();
         let indices = order.batch(step);
-        let targets = training_batch(&train_set, indices, config, step, &training_device);
+        // The whole batch is drawn (its binarisation too), so that a shard is the same images
+        // and pixels as in one process.
+        let targets = training_batch(&train_set, indices, config, step, &training_device).narrow(
+            0,
+            shard.start,
+            shard.len(),
+        );
+        let indices = &indices[shard.clone()];
         let condition = train_set.condition(indices, config.model.conditioning, &training_device);
         let loss = batch_loss(&model, &config.model, targets, condition.as_ref());
-        let loss_value = loss.clone().into_scalar::<f64>();
+        let local_loss = loss.clone().into_scalar::<f64>();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        // The loss and the Ctrl-C flag travel in the gradients' all-reduce, so that every rank
+        // logs the batch's loss and stops at the same step.
+        let stop = f32::from(u8::from(interrupt.load(Ordering::SeqCst)));
+        let mut extra = [local_loss as f32, stop];
+        let reducing = Instant::now();
+        parallel::average_gradients(&model, &mut grads, &mut extra, collective);
+        timing.reduce += reducing.elapsed();
+        let loss_value = match collective.ranks() {
+            1 => local_loss,
+            ranks => f64::from(extra[0]) / ranks as f64,
+        };
+        if extra[1] > 0.0 {
+            progress.abandon();
+            if leader {
+                run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
+            }
+            return Ok(Outcome::Interrupted { step });
+        }
         if !loss_value.is_finite() {
             progress.abandon();
             return Err(TrainError::NonFiniteLoss {
@@ -186,7 +224,6 @@ pub fn train(
                 loss: loss_value,
             });
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         if let Some(parameter) = non_finite_gradient(&model, &grads) {
             progress.abandon();
             return Err(TrainError::NonFiniteGradient {
@@ -205,7 +242,11 @@ pub fn train(
             average = Some(average::update(averaged, &model.valid(), decay));
         }
         step += 1;
-        losses.record(step, loss_value)?;
+        timing.steps += started.elapsed();
+        timing.count += 1;
+        if let Some(losses) = losses.as_mut() {
+            losses.record(step, loss_value)?;
+        }
         window.add(loss_value);
         let images_per_second = batch_size as f64 / started.elapsed().as_secs_f64();
         progress.set_position(step as u64);
@@ -218,12 +259,17 @@ pub fn train(
         if step % config.interval == 0 || step == config.steps {
             progress.suspend(|| -> Result<(), TrainError> {
                 let inference = average.clone().unwrap_or_else(|| model.valid());
+                let validation_score =
+                    validate(&inference, config, &validation, device, collective)?;
+                if !leader {
+                    return Ok(());
+                }
                 let metrics = finish_interval(
                     run,
                     config,
                     step,
                     &inference,
-                    &validation,
+                    (&validation, validation_score),
                     &mut window,
                     device,
                 )?;
@@ -239,27 +285,112 @@ pub fn train(
         }
     }
     progress.finish();
+    if leader && collective.ranks() > 1 {
+        timing.report();
+    }
     Ok(Outcome::Finished { step, last })
 }
 
-/// Validation, the metrics line and the sample grid at the end of an interval.
+/// Where the time of a data-parallel run's steps went.
+#[derive(Default)]
+struct Timing {
+    steps: std::time::Duration,
+    reduce: std::time::Duration,
+    count: u32,
+}
+
+impl Timing {
+    fn report(&self) {
+        let share = self.reduce.as_secs_f64() / self.steps.as_secs_f64().max(f64::MIN_POSITIVE);
+        eprintln!(
+            "data-parallel: {:.1} ms a step, of which the gradients' all-reduce {:.1} ms ({:.1}%)",
+            self.steps.as_secs_f64() * 1e3 / f64::from(self.count.max(1)),
+            self.reduce.as_secs_f64() * 1e3 / f64::from(self.count.max(1)),
+            100.0 * share
+        );
+    }
+}
+
+/// The run's binarisation, model and data, said once at the start.
+fn describe(
+    config: &RunConfig,
+    model: &PixelCnn,
+    train_set: &ImageSet,
+    validation: &ImageSet,
+    (ranks, shard): (usize, usize),
+) {
+    if let Some(binarization) = config.binarization {
+        eprintln!("binarisation: {}", binarization.describe());
+    }
+    let kind = if train_set.channels == 1 {
+        "grayscale"
+    } else {
+        "RGB"
+    };
+    eprintln!(
+        "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{} {kind}",
+        config.model.arch,
+        model.num_params(),
+        train_set.len(),
+        validation.len(),
+        train_set.height,
+        train_set.width,
+    );
+    if ranks > 1 {
+        eprintln!("data-parallel: {ranks} processes, {shard} images each per step");
+    }
+}
+
+/// The validation score, the validation images split across the ranks and their sums reduced.
+fn validate(
+    model: &PixelCnn,
+    config: &RunConfig,
+    validation: &ImageSet,
+    device: &Device,
+    collective: &dyn Collective,
+) -> Result<Score, TrainError> {
+    let count = validation.len().min(VALIDATION_LIMIT);
+    let ranks = collective.ranks();
+    if ranks == 1 {
+        return Ok(score(model, &config.model, validation, count, device));
+    }
+    let per_rank = count.div_ceil(ranks);
+    let start = (collective.rank() * per_rank).min(count);
+    let end = (start + per_rank).min(count);
+    let mine = validation.select(&(start..end).collect::<Vec<_>>());
+    let mut sums = [(end - start) as f32, 0.0];
+    if end > start {
+        sums[1] = match score(model, &config.model, &mine, end - start, device) {
+            Score::Likelihood(l) => l.nll_nats * l.images as f64,
+            Score::SquaredError(e) => e.mse * e.images as f64,
+        } as f32;
+    }
+    collective.sum(&mut sums);
+    let mean = f64::from(sums[1]) / f64::from(sums[0]);
+    Ok(match config.model.arch.objective() {
+        Objective::Nll => Score::Likelihood(Likelihood {
+            images: count,
+            nll_nats: mean,
+            bits_per_dim: bits_per_dim(mean, validation.values_per_image()),
+        }),
+        Objective::Mse => Score::SquaredError(SquaredError {
+            images: count,
+            mse: mean,
+        }),
+    })
+}
+
+/// The metrics line and the sample grid at the end of an interval, after validation.
 fn finish_interval(
     run: &RunDir,
     config: &RunConfig,
     step: usize,
     inference: &PixelCnn,
-    validation: &ImageSet,
+    (validation, validation_score): (&ImageSet, Score),
     window: &mut LossWindow,
     device: &Device,
 ) -> Result<Metrics, TrainError> {
     let levels = config.model.levels;
-    let validation_score = score(
-        inference,
-        &config.model,
-        validation,
-        VALIDATION_LIMIT,
-        device,
-    );
     if !validation_score.value().is_finite() {
         let loss = validation_score.value();
         return Err(TrainError::NonFiniteValidation { step, loss });

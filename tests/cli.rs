@@ -1637,3 +1637,24 @@ fn serve_answers_on_its_address_and_refuses_what_it_cannot_serve() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"nll_nats\":104.5327"), "{answer}");
 }
+
+/// Started as one of several processes by mpirun, a build without the `mpi` feature refuses to
+/// train rather than have each process train alone into the same folder.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_be_one_of_several_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args(["train", "--out", out.to_str().unwrap(), "--steps", "1"])
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert!(
+        message.contains("built without the `mpi` feature"),
+        "{message}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}

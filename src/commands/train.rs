@@ -11,8 +11,9 @@ use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet}
 use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
+use pixelcnn::parallel;
 use pixelcnn::recipe::{NEW_RUN, Recipe};
-use pixelcnn::train::{Outcome, train};
+use pixelcnn::train::{Outcome, train_on};
 
 use super::read_embeddings;
 use super::values::{self, at_least, between, positive};
@@ -197,6 +198,9 @@ pub(crate) enum ConditionKind {
 pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
+    // One process, or one rank of `mpirun -np N` (src/parallel.rs).
+    let collective = parallel::from_environment()?;
+    let leader = collective.rank() == 0;
     let run = RunDir::new(&args.out);
     let stored = if args.resume {
         if !run.has_checkpoint() {
@@ -226,11 +230,28 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         .training(read_embeddings(condition_file.as_deref())?)
         .context("cannot load the training data")?;
     let config = run_config(&args, stored.as_ref(), data, condition_file, &sets.0)?;
-    run.create()?;
-    run.write_config(&config)?;
+    // Every rank has looked at the folder before rank 0 writes to it.
+    collective.barrier();
+    if leader {
+        run.create()?;
+        run.write_config(&config)?;
+    }
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
-    match train(&run, &config, sets, args.resume, device, &INTERRUPTED)? {
+    let collective = collective.as_ref();
+    let outcome = train_on(
+        &run,
+        &config,
+        sets,
+        args.resume,
+        device,
+        &INTERRUPTED,
+        collective,
+    )?;
+    if !leader {
+        return Ok(());
+    }
+    match outcome {
         Outcome::Finished { step, .. } => {
             eprintln!(
                 "finished {step} steps; samples in {}",

@@ -1,0 +1,276 @@
+//! Synchronous data-parallel training across processes: the paper's models were trained with
+//! synchronous updates on many GPUs (arXiv 1606.05328, Section 3). Each of N ranks holds the
+//! same model; every global batch of B images is split into N disjoint shards of B/N; each rank
+//! computes the gradient of the mean loss over its shard, the gradients are summed across the
+//! ranks in one all-reduce of one fused buffer and divided by N — the gradient of the mean loss
+//! over the whole batch — and every rank applies the same optimiser step, so the weights stay
+//! identical. Up to the order of floating-point sums this is the training of one process with
+//! batch B: the same batches, the same binarisation draws, the same steps.
+//!
+//! [`Collective`] is what training needs from the ranks; [`Single`] is the one process of a
+//! plain run, and with the cargo feature `mpi`, [`from_environment`] joins the ranks of an
+//! `mpirun` (or `srun`) launch through MPI.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+use crate::model::PixelCnn;
+
+/// What synchronous data-parallel training needs from its processes.
+pub trait Collective {
+    /// This process's rank, `0..ranks()`.
+    fn rank(&self) -> usize;
+    /// The number of processes.
+    fn ranks(&self) -> usize;
+    /// Replaces `values` by their element-wise sum over all ranks (every rank passes the same
+    /// length).
+    fn sum(&self, values: &mut [f32]);
+
+    /// Returns once every rank has called it.
+    fn barrier(&self) {
+        self.sum(&mut [0.0]);
+    }
+}
+
+/// The one process of a run without MPI.
+pub struct Single;
+
+impl Collective for Single {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn ranks(&self) -> usize {
+        1
+    }
+
+    fn sum(&self, _values: &mut [f32]) {}
+}
+
+/// Why the ranks of a launch cannot train together.
+#[derive(Debug, thiserror::Error)]
+pub enum ParallelError {
+    #[error(
+        "this process is one of {0} started by mpirun or srun, but this pixelcnn was built without the `mpi` feature: rebuild with `cargo build --release --features mpi`"
+    )]
+    NotBuilt(usize),
+    #[error("MPI could not be initialised")]
+    Initialise,
+    #[error(
+        "a batch of {batch} images cannot be split evenly across {ranks} processes: choose a --batch-size that {ranks} divides"
+    )]
+    UnevenBatch { batch: usize, ranks: usize },
+}
+
+/// The number of processes a launcher (Open MPI's mpirun, MPICH's or Slurm's PMI) says this
+/// one belongs to, if any.
+fn launched_ranks() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.parse().ok())
+}
+
+/// This process's index among the ranks of a launch on its own machine, as Open MPI, MPICH or
+/// Slurm tell it (0 when not launched so): with one GPU per rank, rank r of a machine computes
+/// on its GPU r ([`crate::device`]).
+pub fn local_rank() -> usize {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok()?.parse().ok())
+    .unwrap_or(0)
+}
+
+/// The ranks of this launch: MPI's world when started by mpirun or srun with more than one
+/// process (with the `mpi` feature), otherwise the [`Single`] process.
+pub fn from_environment() -> Result<Box<dyn Collective>, ParallelError> {
+    match launched_ranks() {
+        Some(ranks) if ranks > 1 => world(ranks),
+        _ => Ok(Box::new(Single)),
+    }
+}
+
+#[cfg(feature = "mpi")]
+fn world(_ranks: usize) -> Result<Box<dyn Collective>, ParallelError> {
+    Ok(Box::new(mpi_world::World::new()?))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn world(ranks: usize) -> Result<Box<dyn Collective>, ParallelError> {
+    Err(ParallelError::NotBuilt(ranks))
+}
+
+#[cfg(feature = "mpi")]
+mod mpi_world {
+    use mpi::collective::SystemOperation;
+    use mpi::environment::Universe;
+    use mpi::topology::{Communicator, SimpleCommunicator};
+    use mpi::traits::CommunicatorCollectives;
+
+    use super::{Collective, ParallelError};
+
+    /// MPI's world communicator; MPI is finalised when it is dropped.
+    pub struct World {
+        _universe: Universe,
+        world: SimpleCommunicator,
+    }
+
+    impl World {
+        pub fn new() -> Result<Self, ParallelError> {
+            let universe = mpi::initialize().ok_or(ParallelError::Initialise)?;
+            let world = universe.world();
+            Ok(Self {
+                _universe: universe,
+                world,
+            })
+        }
+    }
+
+    impl Collective for World {
+        fn rank(&self) -> usize {
+            self.world.rank() as usize
+        }
+
+        fn ranks(&self) -> usize {
+            self.world.size() as usize
+        }
+
+        fn sum(&self, values: &mut [f32]) {
+            let mine = values.to_vec();
+            self.world
+                .all_reduce_into(&mine[..], values, SystemOperation::sum());
+        }
+    }
+}
+
+/// The positions `start..end` in a global batch of `batch` images of `collective`'s shard.
+pub fn shard(
+    batch: usize,
+    collective: &dyn Collective,
+) -> Result<std::ops::Range<usize>, ParallelError> {
+    let ranks = collective.ranks();
+    if !batch.is_multiple_of(ranks) {
+        return Err(ParallelError::UnevenBatch { batch, ranks });
+    }
+    let size = batch / ranks;
+    let start = collective.rank() * size;
+    Ok(start..start + size)
+}
+
+/// Averages `grads` over the ranks, with `extra` (summed, not averaged) in the same all-reduce:
+/// one buffer of every gradient of `model`, in the order its parameters are visited, then
+/// `extra`. Does nothing in a single process.
+pub fn average_gradients(
+    model: &PixelCnn,
+    grads: &mut GradientsParams,
+    extra: &mut [f32],
+    collective: &dyn Collective,
+) {
+    if collective.ranks() == 1 {
+        return;
+    }
+    let mut flatten = Flatten {
+        grads,
+        buffer: Vec::new(),
+    };
+    model.visit(&mut flatten);
+    let mut buffer = flatten.buffer;
+    let gradients = buffer.len();
+    buffer.extend_from_slice(extra);
+    collective.sum(&mut buffer);
+    extra.copy_from_slice(&buffer[gradients..]);
+    let scale = 1.0 / collective.ranks() as f32;
+    buffer.truncate(gradients);
+    buffer.iter_mut().for_each(|g| *g *= scale);
+    model.visit(&mut Unflatten {
+        grads,
+        buffer: &buffer,
+        at: 0,
+    });
+}
+
+/// Appends each parameter's gradient to one buffer.
+struct Flatten<'a> {
+    grads: &'a GradientsParams,
+    buffer: Vec<f32>,
+}
+
+impl ModuleVisitor for Flatten<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let values = grad.into_data().convert::<f32>();
+            self.buffer
+                .extend_from_slice(values.as_slice::<f32>().expect("gradients are floats"));
+        }
+    }
+}
+
+/// Puts the averaged gradients back, in the order [`Flatten`] took them.
+struct Unflatten<'a, 'b> {
+    grads: &'a mut GradientsParams,
+    buffer: &'b [f32],
+    at: usize,
+}
+
+impl ModuleVisitor for Unflatten<'_, '_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let shape = grad.shape();
+            let count = shape.num_elements();
+            let values = &self.buffer[self.at..self.at + count];
+            self.at += count;
+            let data = TensorData::new(values.to_vec(), shape);
+            self.grads
+                .register(param.id, Tensor::<D>::from_data(data, &grad.device()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two ranks simulated in one process: rank `rank` of a world whose other rank contributed
+    /// `other`.
+    struct Pretend {
+        rank: usize,
+        other: Vec<f32>,
+    }
+
+    impl Collective for Pretend {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+
+        fn ranks(&self) -> usize {
+            2
+        }
+
+        fn sum(&self, values: &mut [f32]) {
+            values
+                .iter_mut()
+                .zip(&self.other)
+                .for_each(|(v, o)| *v += o);
+        }
+    }
+
+    #[test]
+    fn shards_are_disjoint_cover_the_batch_and_need_an_even_split() {
+        let ranks = |rank| Pretend {
+            rank,
+            other: vec![],
+        };
+        assert_eq!(shard(32, &ranks(0)).unwrap(), 0..16);
+        assert_eq!(shard(32, &ranks(1)).unwrap(), 16..32);
+        let error = shard(33, &ranks(0)).err().unwrap().to_string();
+        assert!(
+            error.contains("33 images cannot be split evenly across 2"),
+            "{error}"
+        );
+        assert_eq!(shard(7, &Single).unwrap(), 0..7);
+    }
+}
