@@ -38,15 +38,21 @@ impl DeviceChoice {
 }
 
 /// The default GPU, or, as rank r > 0 of a data-parallel launch on this machine, its discrete
-/// GPU r ([`crate::parallel::local_rank`]).
+/// GPU r ([`crate::parallel::local_rank`]) if it has one (else, with a warning, the default
+/// one, which the ranks then share).
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<Device, DeviceError> {
     use burn::tensor::DeviceKind;
-    let kind = match crate::parallel::local_rank() {
-        0 => DeviceKind::DefaultDevice,
-        rank => DeviceKind::DiscreteGpu(rank),
-    };
-    probe("wgpu", Device::wgpu(kind))
+    let rank = crate::parallel::local_rank();
+    if rank > 0 {
+        match probe("wgpu", Device::wgpu(DeviceKind::DiscreteGpu(rank))) {
+            Ok(device) => return Ok(device),
+            Err(_) => eprintln!(
+                "warning: rank {rank} of this machine finds no discrete GPU {rank}: it shares the default one"
+            ),
+        }
+    }
+    probe("wgpu", Device::wgpu(DeviceKind::DefaultDevice))
 }
 
 #[cfg(not(feature = "wgpu"))]

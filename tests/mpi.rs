@@ -273,3 +273,40 @@ fn ctrl_c_on_mpirun_saves_a_checkpoint() {
     let checkpoint = RunDir::new(&run).load_checkpoint(&Device::flex()).unwrap();
     assert_eq!(checkpoint.step.to_string(), saved);
 }
+
+/// The same on `wgpu` (CI: Mesa's software Vulkan driver, which both ranks share).
+#[cfg(feature = "wgpu")]
+#[test]
+fn two_wgpu_ranks_train_as_one_wgpu_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let tiny = [
+        "--layers",
+        "2",
+        "--channels",
+        "4",
+        "--batch-size",
+        "4",
+        "--steps",
+        "6",
+    ];
+    let args = |out: &Path| {
+        let out = out.to_str().unwrap().to_string();
+        let mut args = vec![
+            "--device".to_string(),
+            "wgpu".into(),
+            "train".into(),
+            "--out".into(),
+            out,
+        ];
+        args.extend(tiny.iter().map(|a| a.to_string()));
+        args
+    };
+    let strings = args(&one);
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    succeeded(pixelcnn(&refs));
+    let strings = args(&two);
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    succeeded(mpirun(2, &refs).output().unwrap());
+    assert_same_losses(&losses(&one), &losses(&two));
+}
