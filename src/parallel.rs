@@ -9,7 +9,7 @@
 //!
 //! [`Collective`] is what training needs from the ranks; [`Single`] is the one process of a
 //! plain run, and with the cargo feature `mpi`, [`from_environment`] joins the ranks of an
-//! `mpirun` (or `srun`) launch through MPI.
+//! `mpirun` launch (or of another MPI launcher's) through MPI.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -58,6 +58,10 @@ pub enum ParallelError {
     #[error("MPI could not be initialised")]
     Initialise,
     #[error(
+        "this process is one of {launched}, but MPI sees {world}: start them with mpirun, or with a launcher wired to this MPI library"
+    )]
+    Unwired { launched: usize, world: usize },
+    #[error(
         "a batch of {batch} images cannot be split evenly across {ranks} processes: choose a --batch-size that {ranks} divides"
     )]
     UnevenBatch { batch: usize, ranks: usize },
@@ -95,8 +99,16 @@ pub fn from_environment() -> Result<Box<dyn Collective>, ParallelError> {
 }
 
 #[cfg(feature = "mpi")]
-fn world(_ranks: usize) -> Result<Box<dyn Collective>, ParallelError> {
-    Ok(Box::new(mpi_world::World::new()?))
+fn world(ranks: usize) -> Result<Box<dyn Collective>, ParallelError> {
+    let world = mpi_world::World::new()?;
+    // A launcher that started the processes without wiring MPI leaves each alone in its world.
+    if world.ranks() != ranks {
+        return Err(ParallelError::Unwired {
+            launched: ranks,
+            world: world.ranks(),
+        });
+    }
+    Ok(Box::new(world))
 }
 
 #[cfg(not(feature = "mpi"))]
