@@ -67,12 +67,17 @@ pub enum ParallelError {
     UnevenBatch { batch: usize, ranks: usize },
 }
 
-/// The number of processes a launcher (Open MPI's mpirun, MPICH's or Slurm's PMI) says this
-/// one belongs to, if any.
+/// The number of processes a launcher (Open MPI's mpirun, a PMI launcher such as MPICH's, or
+/// Slurm's srun) says this one belongs to, if any.
 fn launched_ranks() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok()?.parse().ok())
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_SIZE",
+        "SLURM_STEP_NUM_TASKS",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok()?.parse().ok())
 }
 
 /// This process's index among the ranks of a launch on its own machine, as Open MPI, MPICH or
