@@ -311,12 +311,11 @@ pub(super) async fn nll(
             "an auto-encoder scores an image given its own code",
         )?;
         None
+    } else if let Some(Value::String(_)) = request.class {
+        return Err(ApiError::bad("an image has one class: give a class number"));
     } else {
         classes(&state.header, request.class.as_ref(), 1)?
     };
-    if classes.as_ref().is_some_and(|c| c.len() != 1) {
-        return Err(ApiError::bad("an image has one class: give a class number"));
-    }
     // Queued, not refused: scoring one image is short, and the page asks as the user draws.
     let permit = state.scores.clone().acquire_owned().await;
     let surprise = tokio::task::spawn_blocking(move || {

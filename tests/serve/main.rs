@@ -259,6 +259,12 @@ async fn bad_input_gets_a_4xx_with_a_message() {
             "unknown class -1",
         ),
         (
+            "/api/nll",
+            json!({"image": blank, "class": "all"}),
+            StatusCode::BAD_REQUEST,
+            "one class",
+        ),
+        (
             "/api/generate",
             json!({"n": 2, "class": 12}),
             StatusCode::BAD_REQUEST,
