@@ -156,6 +156,18 @@ fn resuming_a_data_parallel_run_is_exact_and_an_uneven_batch_is_refused() {
     );
 }
 
+/// Waits (at most 2 minutes) until the run in `run` has logged its first interval.
+fn wait_for_first_interval(run: &Path) {
+    let started = Instant::now();
+    while !run.join("metrics.jsonl").is_file() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "training did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The processes whose parent is `parent`.
 fn children(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -181,14 +193,7 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_to_the_same_losses() {
     ]
     .concat();
     let mut job = mpirun(2, &long).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while !killed.join("metrics.jsonl").is_file() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "training did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_first_interval(&killed);
     let ranks = children(job.id());
     assert_eq!(ranks.len(), 2, "mpirun's children: {ranks:?}");
     let kill = Command::new("kill")
@@ -250,14 +255,7 @@ fn ctrl_c_on_mpirun_saves_a_checkpoint() {
     ]
     .concat();
     let job = mpirun(2, &long).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while !run.join("metrics.jsonl").is_file() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "training did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_first_interval(&run);
     let kill = Command::new("kill")
         .args(["-INT", &job.id().to_string()])
         .status()
