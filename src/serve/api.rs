@@ -30,7 +30,7 @@ const MAX_TEMPERATURE: f32 = 10.0;
 
 /// A request the server refuses: its status and a JSON body `{"error": message}`.
 #[derive(Debug)]
-pub struct ApiError {
+pub(super) struct ApiError {
     status: StatusCode,
     message: String,
 }
@@ -41,14 +41,6 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
         }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
     }
 }
 

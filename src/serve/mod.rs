@@ -36,8 +36,6 @@ use crate::data::ImageSet;
 use crate::model::{Architecture, Conditioning, PixelCnn};
 use crate::pretrained::Card;
 
-pub use api::ApiError;
-
 /// Likelihoods of single images computed at a time; more requests wait.
 const SCORES_AT_A_TIME: usize = 4;
 
