@@ -91,7 +91,11 @@ pub fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, 
     .clamp(0, levels as i64 - 1)
 }
 
-/// `train_step` (forward, backward and Adam update on one batch) and `forward_16`.
+/// `train_step` (forward, backward and Adam update on one batch) and `forward_16`, each with
+/// the rate of arithmetic it reached: the convolutions' [`flop_per_image`] for the forward
+/// pass, and three times that for a training step (the backward pass of a product `X W` is two
+/// products of the same size, `∂L/∂X` and `∂L/∂W`; that the first layer needs no `∂L/∂X` is
+/// left out).
 pub fn model_figures(config: BenchConfig, device: &Device) -> Vec<Figure> {
     let (model_config, batch) = config.model();
     let training_device = device.clone().autodiff();
@@ -110,15 +114,29 @@ pub fn model_figures(config: BenchConfig, device: &Device) -> Vec<Figure> {
     let forward_16 = median_ms(WARM_UP, REPEATS, || {
         inference.forward(input.clone()).sum().into_scalar::<f32>();
     });
+    let flop = flop_per_image(&inference, SIDE, SIDE);
+    let gflop_per_s = |images: usize, ms: f64| images as f64 * flop / (ms * 1e6);
     vec![
         figure(config, "train_step", train_step, "ms"),
+        figure(
+            config,
+            "train_step_gflop_per_s",
+            gflop_per_s(3 * batch, train_step),
+            "GFLOP/s",
+        ),
         figure(config, "forward_16", forward_16, "ms"),
+        figure(
+            config,
+            "forward_16_gflop_per_s",
+            gflop_per_s(16, forward_16),
+            "GFLOP/s",
+        ),
     ]
 }
 
 /// Images per second of the naive and the cached sampler at 28×28 for `batch` images, their
 /// ratio, and the cached sampler's fraction of the arithmetic limit: its floating-point
-/// operations per second ([`sampling_flop_per_image`] × images/s) over `gemm_flops`, the
+/// operations per second ([`flop_per_image`] × images/s) over `gemm_flops`, the
 /// measured rate of the matrix product ([`gemm_flops`]). The naive sampler is timed once (it
 /// takes minutes), the cached one as a median of 3.
 pub fn sampling_figures(
@@ -143,7 +161,7 @@ pub fn sampling_figures(
     let naive_ms = median_ms(0, 1, || draw(Sampler::Naive));
     let cached_ms = median_ms(1, 3, || draw(Sampler::Cached));
     let per_second = |ms: f64| batch as f64 / (ms / 1e3);
-    let flop = sampling_flop_per_image(&model, SIDE, SIDE);
+    let flop = flop_per_image(&model, SIDE, SIDE);
     vec![
         figure(
             config,
@@ -181,7 +199,7 @@ pub fn sampling_limit_figures(
 ) -> Vec<Figure> {
     let (model_config, _) = config.model();
     let model: PixelCnn = model_config.init_seeded(device, 0);
-    let flop = sampling_flop_per_image(&model, SIDE, SIDE);
+    let flop = flop_per_image(&model, SIDE, SIDE);
     vec![
         figure(config, "sampling_mflop_per_image", flop / 1e6, "MFLOP"),
         figure(config, "gemm_gflop_per_s", gemm_flops / 1e9, "GFLOP/s"),
@@ -189,12 +207,13 @@ pub fn sampling_limit_figures(
     ]
 }
 
-/// Floating-point operations (two per multiply-add) of the convolutions the cached sampler
-/// computes for one grayscale image of `height × width`: per position, each layer's vertical
-/// convolution and link (once per row) and its horizontal convolution, skip and output 1×1
-/// convolutions, and the output head. Additions of biases, gates and conditioning are left out;
-/// the naive sampler does about `height × width / 2` times as much.
-pub fn sampling_flop_per_image(model: &PixelCnn, height: usize, width: usize) -> f64 {
+/// Floating-point operations (two per multiply-add) of the convolutions of one forward pass on
+/// a grayscale image of `height × width`, which the cached sampler computes too: per position,
+/// each layer's vertical convolution and link (once per row for the sampler) and its horizontal
+/// convolution, skip and output 1×1 convolutions, and the output head. Additions of biases,
+/// gates and conditioning are left out; the naive sampler does about `height × width / 2` times
+/// as much.
+pub fn flop_per_image(model: &PixelCnn, height: usize, width: usize) -> f64 {
     let weights = |conv: &burn::nn::conv::Conv2d| conv.weight.dims().iter().product::<usize>();
     let per_pixel: usize = match model {
         PixelCnn::Gated(gated) => {
