@@ -3,7 +3,8 @@
 //! The three products of a config P training step's vertical convolution (batch 32, 28×28, the
 //! 2×3 window over 64 channels into 128): forward `X W` `[25088, 384] × [384, 128]`, `∂L/∂X =
 //! G Wᵀ` and `∂L/∂W = Xᵀ G`, each in f32 with `gemm` (as the crate computes them, the weight
-//! gradient on one thread per part of its contraction, as `crate::ops::matmul` splits it) and
+//! gradient on one thread per part of its contraction, as `crate::ops::matmul` splits it, and
+//! also as one product on all threads, as before that split) and
 //! with bf16 inputs and f32 accumulation on the processor's AVX-512 BF16 dot product
 //! (`vdpbf16ps`, through the `gemmkit` crate's kernel with f32 output): the kernel alone on
 //! operands already in bf16, and with the conversion of the f32 operands the model holds.
@@ -205,6 +206,12 @@ fn products(c: &mut Criterion) {
                 _ => f32_product(lhs, rhs, &mut out, true),
             })
         });
+        if name == "grad_w" {
+            // The weight gradient as one product, as before the split.
+            group.bench_function("grad_w/f32_one_product", |b| {
+                b.iter(|| f32_product(lhs, rhs, &mut out, true))
+            });
+        }
         if !bf16_dot {
             continue;
         }

@@ -1,5 +1,6 @@
 //! The cached sampler against the tensor model: the same logits at every pixel (within 1e-4)
-//! for every kind of model; the same images for an image drawn alone and as part of a batch;
+//! for every kind of model; the same images for an image drawn alone and as part of a batch,
+//! and for a batch drawn in one group or split into groups on several threads;
 //! with the same random numbers, the same images as the naive sampler; and a stream that does no
 //! work beyond the rows asked for.
 
@@ -9,7 +10,7 @@ use burn::prelude::*;
 use parity::{HEIGHT, WIDTH, condition, models, worst_logit_difference};
 use pixelcnn::model::PixelCnnConfig;
 use pixelcnn::random;
-use pixelcnn::sample::{Generation, Sampler, SamplingOptions, Start, sample};
+use pixelcnn::sample::{Generation, MIN_GROUP, Sampler, SamplingOptions, Start, sample};
 
 fn options(config: &PixelCnnConfig, sampler: Sampler) -> SamplingOptions {
     SamplingOptions {
@@ -79,6 +80,23 @@ fn an_image_drawn_in_a_batch_equals_the_image_drawn_alone() {
             );
         }
         assert_eq!(batch[4..8], draw(&model, &config, 3, 4..8, 16), "{name}");
+    }
+}
+
+#[test]
+fn a_batch_split_into_groups_on_several_threads_draws_the_same_images() {
+    // On the CPU a batch is drawn in one group of consecutive images per thread of the pool,
+    // each with its own sampler, when each group has at least MIN_GROUP images.
+    let device = Device::flex();
+    let in_pool = |threads: usize, work: &(dyn Fn() -> Vec<Vec<u8>> + Sync)| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads);
+        pool.build().unwrap().install(work)
+    };
+    let batch = 3 * MIN_GROUP;
+    for (seed, (name, config)) in models().into_iter().enumerate() {
+        let model = config.init_seeded(&device, seed as u64 + 130);
+        let work = || draw(&model, &config, 7, 0..batch, batch);
+        assert_eq!(in_pool(3, &work), in_pool(1, &work), "{name}");
     }
 }
 

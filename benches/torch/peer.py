@@ -4,8 +4,10 @@ The model is the one described in MODEL.md beside this file (arXiv 1606.05328, F
 same arithmetic as the Rust crate's default gated model, so that the figures of both compare
 like with like. Standard library, torch and numpy only.
 
-    python3 peer.py bench [--config S|P] [--mode eager|compile|bf16]
-        RESULT pytorch[-MODE] <S|P> <train_step|forward_16> <ms> lines, like `pixelcnn bench`.
+    python3 peer.py bench [--config S|P] [--mode eager|compile|bf16] [--sampling]
+        RESULT pytorch[-MODE] <S|P> <train_step|forward_16> <ms> lines, like `pixelcnn bench`;
+        with --sampling, images/s of naive sampling (one forward pass per pixel) at batch 1, 16
+        and 64, like `pixelcnn bench --sampling`.
     python3 peer.py train --data-dir DIR [--steps N ...]
         The training of `pixelcnn train --data-dir DIR` on MNIST's IDX files, then the test NLL
         as the one JSON line of `pixelcnn eval --json`; progress and the train time on stderr.
@@ -151,6 +153,38 @@ def bench(name, mode):
     label = "pytorch" if mode == "eager" else f"pytorch-{mode}"
     for figure, work in [("train_step", train_step), ("forward_16", forward_16)]:
         print(f"RESULT {label} {name} {figure} {median_ms(work):.2f}", flush=True)
+
+
+SAMPLING_BATCHES = [1, 16, 64]
+# Naive sampling runs one forward pass of the same batch per pixel, so every pixel costs the
+# same: one row of pixels is timed (after one warm-up row) and scaled to the whole image.
+TIMED_PIXELS = SIDE
+
+
+@torch.no_grad()
+def bench_sampling(name, mode):
+    b_layers, channels, levels, _ = CONFIGS[name]
+    torch.manual_seed(0)
+    model = GatedPixelCNN(levels, b_layers + 1, channels).eval()
+    run = torch.compile(model) if mode == "compile" else model
+    label = "pytorch" if mode == "eager" else f"pytorch-{mode}"
+    for batch in SAMPLING_BATCHES:
+        images = torch.zeros(batch, 1, SIDE, SIDE, dtype=torch.long)
+
+        def draw(pixel):
+            row, column = divmod(pixel, SIDE)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                logits = run(images)[:, :, row, column].float()
+            images[:, 0, row, column] = torch.multinomial(F.softmax(logits, dim=1), 1)[:, 0]
+
+        for pixel in range(TIMED_PIXELS):
+            draw(pixel)
+        start = time.perf_counter()
+        for pixel in range(TIMED_PIXELS, 2 * TIMED_PIXELS):
+            draw(pixel)
+        per_pixel = (time.perf_counter() - start) / TIMED_PIXELS
+        per_second = batch / (per_pixel * SIDE * SIDE)
+        print(f"RESULT {label} {name} naive_images_per_s_b{batch} {per_second:.3f}", flush=True)
 
 
 def read_idx(directory, stem):
@@ -324,6 +358,7 @@ def main():
     b = commands.add_parser("bench", help="time configs S and P")
     b.add_argument("--config", choices=sorted(CONFIGS), help="one config [both]")
     b.add_argument("--mode", choices=["eager", "compile", "bf16"], default="eager")
+    b.add_argument("--sampling", action="store_true", help="time naive sampling instead")
     t = commands.add_parser("train", help="train on MNIST, then the test NLL")
     t.add_argument("--data-dir", type=Path, required=True, help="MNIST's IDX files (.gz or not)")
     for flag, kind, default in [("steps", int, 400), ("batch-size", int, 32), ("lr", float, 3e-3),
@@ -341,7 +376,7 @@ def main():
     torch.set_num_threads(args.threads)
     if args.command == "bench":
         for name in [args.config] if args.config else ["S", "P"]:
-            bench(name, args.mode)
+            (bench_sampling if args.sampling else bench)(name, args.mode)
     elif args.command == "train":
         validate(parser, args)
         train(args)

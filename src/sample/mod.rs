@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use burn::prelude::*;
 use rand::Rng;
+use rayon::prelude::*;
 
 use crate::model::{AutoEncoder, PixelCnn};
 use crate::random::{SeededRng, seeded};
@@ -176,14 +177,26 @@ pub struct Row {
 /// batch and yields it, so that a caller can show the images as they are drawn, count rows for
 /// a progress bar, or stop: no work happens between calls, and dropping the generation cancels
 /// it.
+///
+/// On the CPU backend a batch of at least [`MIN_GROUP`] images per thread of the pool is split
+/// into one group of consecutive images per thread, each group advanced by its own sampler on
+/// its own thread: a row of a small batch is hundreds of operations on tensors of a few pixels,
+/// which one thread runs faster than the pool can share them out. Each image draws from its own
+/// random stream and the products treat the images of a batch independently, so an image is
+/// the same whatever group or batch it is drawn in (tested).
 pub struct Generation<'a> {
-    sampler: Box<dyn RowSampler + 'a>,
+    groups: Vec<Box<dyn RowSampler + 'a>>,
+    /// Images of every group but perhaps the last.
+    group_size: usize,
     images: Vec<Vec<u8>>,
     known_pixels: usize,
     streams: Vec<SeededRng>,
     options: SamplingOptions,
     next_row: usize,
 }
+
+/// The fewest images a group of a split batch has (see [`Generation`]).
+pub const MIN_GROUP: usize = 8;
 
 impl<'a> Generation<'a> {
     /// Prepares the generation of `start`'s images by `model` on `device`, with the
@@ -205,9 +218,19 @@ impl<'a> Generation<'a> {
             start.images.len(),
             "one random stream per image"
         );
-        let sampler = row_sampler(model, start.images.len(), condition, options, device);
+        let batch = start.images.len();
+        let group_size = batch.div_ceil(groups(options, batch, device)).max(1);
+        let groups = (0..batch)
+            .step_by(group_size)
+            .map(|first| {
+                let len = group_size.min(batch - first);
+                let condition = condition.as_ref().map(|h| h.clone().narrow(0, first, len));
+                row_sampler(model, len, condition, options, device)
+            })
+            .collect();
         Self {
-            sampler,
+            groups,
+            group_size,
             images: start.images,
             known_pixels: start.known_pixels,
             streams: start.streams,
@@ -238,20 +261,31 @@ impl Iterator for Generation<'_> {
             return None;
         }
         let plane = options.height * width;
-        let streams = &mut self.streams;
-        let mut choose = |pixel: usize, channel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
-            let probabilities = softmax(logits, options.levels, options.temperature);
-            let rows = probabilities.chunks(options.levels);
-            for ((image, probs), rng) in images.iter_mut().zip(rows).zip(streams.iter_mut()) {
-                image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
-            }
-        };
-        let (images, sampler, known) = (&mut self.images, &mut self.sampler, self.known_pixels);
-        // A row is many small operations: run them on a thread of the pool that the CPU
-        // backend's parallel operations use, so that each does not wait for a thread switch.
-        rayon::scope(|_| sampler.row(index, images, known, &mut choose));
+        let known = self.known_pixels;
+        let groups = self.groups.par_iter_mut();
+        let images = self.images.par_chunks_mut(self.group_size);
+        let streams = self.streams.par_chunks_mut(self.group_size);
+        // Each group's row on a thread of the pool that the CPU backend's parallel operations
+        // use, so that its many small operations do not wait for thread switches.
+        groups
+            .zip(images)
+            .zip(streams)
+            .for_each(|((sampler, images), streams)| {
+                let mut choose =
+                    |pixel: usize, channel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
+                        let probabilities = softmax(logits, options.levels, options.temperature);
+                        let rows = probabilities.chunks(options.levels);
+                        for ((image, probs), rng) in
+                            images.iter_mut().zip(rows).zip(streams.iter_mut())
+                        {
+                            image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
+                        }
+                    };
+                sampler.row(index, images, known, &mut choose);
+            });
         self.next_row += 1;
-        let levels = images
+        let levels = self
+            .images
             .iter()
             .map(|image| {
                 image
@@ -271,6 +305,18 @@ impl Iterator for Generation<'_> {
 }
 
 impl ExactSizeIterator for Generation<'_> {}
+
+/// How many groups a batch of `batch` images is drawn in (see [`Generation`]): one per thread
+/// of the pool on the CPU backend with the cached sampler, as long as each has [`MIN_GROUP`]
+/// images; otherwise one.
+fn groups(options: SamplingOptions, batch: usize, device: &Device) -> usize {
+    let cpu = matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+    if cpu && options.sampler == Sampler::Cached {
+        rayon::current_num_threads().min(batch / MIN_GROUP).max(1)
+    } else {
+        1
+    }
+}
 
 /// Softmax of each row of `logits` (`[count][K]`) at `temperature`; at 0 a one-hot vector on
 /// the most likely level.
