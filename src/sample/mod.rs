@@ -271,17 +271,7 @@ impl Iterator for Generation<'_> {
             .zip(images)
             .zip(streams)
             .for_each(|((sampler, images), streams)| {
-                let mut choose =
-                    |pixel: usize, channel: usize, logits: &[f32], images: &mut [Vec<u8>]| {
-                        let probabilities = softmax(logits, options.levels, options.temperature);
-                        let rows = probabilities.chunks(options.levels);
-                        for ((image, probs), rng) in
-                            images.iter_mut().zip(rows).zip(streams.iter_mut())
-                        {
-                            image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
-                        }
-                    };
-                sampler.row(index, images, known, &mut choose);
+                sampler.row(index, images, known, &mut chooser(options, streams));
             });
         self.next_row += 1;
         let levels = self
@@ -305,6 +295,22 @@ impl Iterator for Generation<'_> {
 }
 
 impl ExactSizeIterator for Generation<'_> {}
+
+/// The `choose` of a group of images: draws each image's sub-pixel from the softmax of its
+/// logits at `options`' temperature with the next number of its own random stream.
+fn chooser(
+    options: SamplingOptions,
+    streams: &mut [SeededRng],
+) -> impl FnMut(usize, usize, &[f32], &mut [Vec<u8>]) + Send + '_ {
+    let plane = options.height * options.width;
+    move |pixel, channel, logits, images| {
+        let probabilities = softmax(logits, options.levels, options.temperature);
+        let rows = probabilities.chunks(options.levels);
+        for ((image, probs), rng) in images.iter_mut().zip(rows).zip(streams.iter_mut()) {
+            image[channel * plane + pixel] = draw(probs, rng.random::<f32>());
+        }
+    }
+}
 
 /// How many groups a batch of `batch` images is drawn in (see [`Generation`]): one per thread
 /// of the pool on the CPU backend with the cached sampler, as long as each has [`MIN_GROUP`]
