@@ -13,6 +13,7 @@ use crate::checkpoint::new_optimizer;
 use crate::loss::mean_nll;
 use crate::model::{PixelCnn, PixelCnnConfig};
 use crate::ops::matmul::matmul;
+use crate::parallel::{self, Collective, ParallelError, Single, in_threads};
 use crate::random;
 use crate::sample::{Sampler, SamplingOptions, sample};
 
@@ -96,28 +97,29 @@ pub fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, 
 /// pass, and three times that for a training step (the backward pass of a product `X W` is two
 /// products of the same size, `∂L/∂X` and `∂L/∂W`; that the first layer needs no `∂L/∂X` is
 /// left out).
-pub fn model_figures(config: BenchConfig, device: &Device) -> Vec<Figure> {
+pub fn model_figures(
+    config: BenchConfig,
+    shards: usize,
+    device: &Device,
+) -> Result<Vec<Figure>, ParallelError> {
     let (model_config, batch) = config.model();
-    let training_device = device.clone().autodiff();
-    let mut model = model_config.init_seeded(&training_device, 0);
-    let mut optimizer = new_optimizer();
-    let targets = random_levels(batch, model_config.levels, &training_device);
-    let train_step = median_ms(WARM_UP, REPEATS, || {
-        let loss = mean_nll(model.forward(targets.clone()), targets.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(1e-3, model.clone(), grads);
-        // Reading the loss waits for the step to finish on asynchronous devices.
-        loss.into_scalar::<f32>();
-    });
-    let inference = model.valid();
+    let train_step = match shards {
+        1 => train_step_ms(&model_config, batch, &Single, device)?,
+        _ => in_threads(shards, |rank| {
+            train_step_ms(&model_config, batch, rank, device)
+        })?
+        .swap_remove(0)?,
+    };
+    let model = model_config.init_seeded(device, 0);
     let input = random_levels(16, model_config.levels, device);
     let forward_16 = median_ms(WARM_UP, REPEATS, || {
-        inference.forward(input.clone()).sum().into_scalar::<f32>();
+        model.forward(input.clone()).sum().into_scalar::<f32>();
     });
-    let flop = flop_per_image(&inference, SIDE, SIDE);
+    let flop = flop_per_image(&model, SIDE, SIDE);
     let gflop_per_s = |images: usize, ms: f64| images as f64 * flop / (ms * 1e6);
-    vec![
+    Ok(vec![
         figure(config, "train_step", train_step, "ms"),
+        figure(config, "train_step_shards", shards as f64, "shards"),
         figure(
             config,
             "train_step_gflop_per_s",
@@ -131,7 +133,34 @@ pub fn model_figures(config: BenchConfig, device: &Device) -> Vec<Figure> {
             gflop_per_s(16, forward_16),
             "GFLOP/s",
         ),
-    ]
+    ])
+}
+
+/// The median time of a training step (forward, backward and Adam update) on this rank's
+/// shard of a batch of `batch` random images, the gradients averaged over the ranks.
+fn train_step_ms(
+    config: &PixelCnnConfig,
+    batch: usize,
+    collective: &dyn Collective,
+    device: &Device,
+) -> Result<f64, ParallelError> {
+    let training_device = device.clone().autodiff();
+    let mut model = config.init_seeded(&training_device, 0);
+    let mut optimizer = new_optimizer();
+    let shard = parallel::shard(batch, collective)?;
+    let targets = random_levels(shard.len(), config.levels, &training_device);
+    let mut parted = None;
+    let ms = median_ms(WARM_UP, REPEATS, || {
+        let loss = mean_nll(model.forward(targets.clone()), targets.clone());
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        if let Err(error) = parallel::average_gradients(&model, &mut grads, &mut [], collective) {
+            parted.get_or_insert(error);
+        }
+        model = optimizer.step(1e-3, model.clone(), grads);
+        // Reading the loss waits for the step to finish on asynchronous devices.
+        loss.into_scalar::<f32>();
+    });
+    parted.map_or(Ok(ms), Err)
 }
 
 /// Images per second of the naive and the cached sampler at 28×28 for `batch` images, their

@@ -71,7 +71,18 @@ pub struct RunConfig {
     /// Learning-rate schedule, weight averaging and gradient clipping.
     #[serde(default)]
     pub recipe: Recipe,
+    /// The shards each batch is split into, trained side by side on the threads of one process
+    /// ([`crate::parallel::in_threads`]); runs from before shards have 1.
+    #[serde(default = "one_shard")]
+    pub shards: usize,
 }
+
+fn one_shard() -> usize {
+    1
+}
+
+/// The most shards a run may ask for: each is a thread holding a copy of the model.
+pub const MAX_SHARDS: usize = 64;
 
 impl RunConfig {
     /// Parses and checks the contents of a `config.json`.
@@ -91,10 +102,17 @@ impl RunConfig {
             ("interval", self.interval),
             ("image_height", self.image_height),
             ("image_width", self.image_width),
+            ("shards", self.shards),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if self.shards > MAX_SHARDS || !self.batch_size.is_multiple_of(self.shards) {
+            return Err(format!(
+                "a batch of {} images cannot be split into {} shards: shards must divide the batch size and be at most {MAX_SHARDS}",
+                self.batch_size, self.shards
+            ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(format!(

@@ -123,6 +123,7 @@ mod tests {
             image_width: 6,
             binarization: None,
             recipe: Default::default(),
+            shards: 1,
         }
     }
 

@@ -109,7 +109,8 @@ impl BatchOrder {
 
 /// Trains (or, with `resume`, continues training from its checkpoint) the run in `run` on the
 /// training and validation sets given, stopping early with a checkpoint when `interrupt` is
-/// set. Progress goes to standard error.
+/// set. Progress goes to standard error. A run of several shards trains them side by side as
+/// ranks in threads of this process ([`parallel::in_threads`]).
 pub fn train(
     run: &RunDir,
     config: &RunConfig,
@@ -118,7 +119,27 @@ pub fn train(
     device: &Device,
     interrupt: &AtomicBool,
 ) -> Result<Outcome, TrainError> {
-    train_on(run, config, sets, resume, device, interrupt, &Single)
+    if config.shards == 1 {
+        return train_on(run, config, sets, resume, device, interrupt, &Single);
+    }
+    let outcomes = parallel::in_threads(config.shards, |rank| {
+        train_on(run, config, sets.clone(), resume, device, interrupt, rank)
+    })?;
+    first_cause(outcomes)
+}
+
+/// The outcome of the ranks of a run in threads: rank 0's, unless it stopped because another
+/// rank had failed, then that failure.
+fn first_cause(outcomes: Vec<Result<Outcome, TrainError>>) -> Result<Outcome, TrainError> {
+    let departed = |outcome: &Result<Outcome, TrainError>| {
+        matches!(outcome, Err(TrainError::Parallel(ParallelError::Departed)))
+    };
+    let mut outcomes = outcomes.into_iter();
+    let leader = outcomes.next().expect("a run has at least one rank");
+    match departed(&leader) {
+        true => outcomes.find(|o| !departed(o)).unwrap_or(leader),
+        false => leader,
+    }
 }
 
 /// [`train`] as one of the ranks of `collective` ([`crate::parallel`]): each global batch is
@@ -164,8 +185,14 @@ pub fn train_on(
         .map(|_| average.unwrap_or_else(|| model.valid()));
     let validation = validation.for_evaluation(config.binarization);
     if leader {
-        let ranks = (collective.ranks(), shard.len());
-        describe(config, &model, &train_set, &validation, ranks);
+        describe(config, &model, &train_set, &validation);
+        if collective.ranks() > 1 {
+            let (ranks, members) = (collective.ranks(), collective.members());
+            eprintln!(
+                "data-parallel: {ranks} {members}, {} images each per step",
+                shard.len()
+            );
+        }
     }
     if step >= config.steps {
         if leader {
@@ -204,7 +231,7 @@ pub fn train_on(
         let stop = f32::from(u8::from(interrupt.load(Ordering::SeqCst)));
         let mut extra = [local_loss as f32, stop];
         let reducing = Instant::now();
-        parallel::average_gradients(&model, &mut grads, &mut extra, collective);
+        parallel::average_gradients(&model, &mut grads, &mut extra, collective)?;
         timing.reduce += reducing.elapsed();
         let loss_value = match collective.ranks() {
             1 => local_loss,
@@ -312,13 +339,7 @@ impl Timing {
 }
 
 /// The run's binarisation, model and data, said once at the start.
-fn describe(
-    config: &RunConfig,
-    model: &PixelCnn,
-    train_set: &ImageSet,
-    validation: &ImageSet,
-    (ranks, shard): (usize, usize),
-) {
+fn describe(config: &RunConfig, model: &PixelCnn, train_set: &ImageSet, validation: &ImageSet) {
     if let Some(binarization) = config.binarization {
         eprintln!("binarisation: {}", binarization.describe());
     }
@@ -336,9 +357,6 @@ fn describe(
         train_set.height,
         train_set.width,
     );
-    if ranks > 1 {
-        eprintln!("data-parallel: {ranks} processes, {shard} images each per step");
-    }
 }
 
 /// The validation score, the validation images split across the ranks and their sums reduced.
@@ -365,7 +383,7 @@ fn validate(
             Score::SquaredError(e) => e.mse * e.images as f64,
         } as f32;
     }
-    collective.sum(&mut sums);
+    collective.sum(&mut sums)?;
     let mean = f64::from(sums[1]) / f64::from(sums[0]);
     Ok(match config.model.arch.objective() {
         Objective::Nll => Score::Likelihood(Likelihood {

@@ -1658,3 +1658,71 @@ fn a_build_without_mpi_refuses_to_be_one_of_several_ranks() {
     );
     assert!(!out.exists(), "nothing is written");
 }
+
+/// `train` with `args` on synthetic data into `run`, in a pool of `threads` threads.
+fn train_in_threads(data: &Path, run: &Path, threads: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args(["train", "--out", run.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--layers", "2", "--channels", "4", "--batch-size", "16"])
+        .args(args)
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .unwrap()
+}
+
+fn stored_shards(run: &Path) -> u64 {
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    config["shards"].as_u64().unwrap()
+}
+
+#[test]
+fn shards_default_to_the_threads_are_kept_on_resume_and_must_divide_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let run = |name: &str| dir.path().join(name);
+
+    // A pool of two threads trains a batch of 16 in two shards of 8; one thread in one.
+    let output = train_in_threads(&data, &run("two"), "2", &["--steps", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("data-parallel: 2 threads, 8 images each per step"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stored_shards(&run("two")), 2);
+    let output = train_in_threads(&data, &run("one"), "1", &["--steps", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("data-parallel"));
+    assert_eq!(stored_shards(&run("one")), 1);
+
+    // Resuming keeps the run's shards, whatever the threads; --shards changes them.
+    let resume = ["--steps", "4", "--resume"];
+    let output = train_in_threads(&data, &run("two"), "1", &resume);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stored_shards(&run("two")), 2);
+    let output = train_in_threads(
+        &data,
+        &run("one"),
+        "2",
+        &["--shards", "4", "--steps", "6", "--resume"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("data-parallel: 4 threads, 4 images each per step"));
+    assert_eq!(stored_shards(&run("one")), 4);
+
+    for (shards, needle) in [
+        ("3", "a batch of 16 images cannot be split into 3 shards"),
+        ("0", "--shards"),
+        ("65", "--shards"),
+    ] {
+        let output = train_in_threads(&data, &run("bad"), "2", &["--shards", shards]);
+        let message = stderr(&output);
+        assert!(!output.status.success(), "--shards {shards} succeeded");
+        assert!(message.contains(needle), "--shards {shards}: {message}");
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}

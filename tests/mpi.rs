@@ -3,7 +3,8 @@
 //! final weights within 1e-5 — for an unconditional and a class-conditional model; a rank killed
 //! with SIGKILL ends the job with an error within seconds, the checkpoint on disk loads, and
 //! `--resume` continues to the losses of an uninterrupted run; Ctrl-C on `mpirun` saves a
-//! checkpoint; resuming a data-parallel run is exact; a batch the ranks cannot share is refused.
+//! checkpoint; resuming a data-parallel run is exact; a batch the ranks cannot share, and
+//! shards inside the ranks, are refused.
 
 mod common;
 
@@ -152,6 +153,16 @@ fn resuming_a_data_parallel_run_is_exact_and_an_uneven_batch_is_refused() {
     assert!(!output.status.success());
     assert!(
         message.contains("a batch of 7 images cannot be split evenly across 2"),
+        "{message}"
+    );
+
+    // Shards are threads of one process; under mpirun each process is a rank already.
+    let args = ["train", "--out", uneven.to_str().unwrap(), "--shards", "2"];
+    let output = mpirun(2, &args).output().unwrap();
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        message.contains("under mpirun each process is already a rank"),
         "{message}"
     );
 }

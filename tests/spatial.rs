@@ -176,6 +176,7 @@ fn toy_config(spatial: bool) -> RunConfig {
         image_width: SIZE,
         binarization: None,
         recipe: Default::default(),
+        shards: 1,
     }
 }
 

@@ -11,7 +11,7 @@ use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::{Binarization, DataSource, ImageSet};
 use pixelcnn::model::{PixelCnn, PixelCnnConfig};
 use pixelcnn::recipe::Recipe;
-use pixelcnn::run_log::{IntervalLoss, Metrics};
+use pixelcnn::run_log::{IntervalLoss, Metrics, read_losses};
 use pixelcnn::train::{Outcome, train};
 
 /// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
@@ -59,6 +59,7 @@ fn config(steps: usize, interval: usize) -> RunConfig {
         image_width: 14,
         binarization: None,
         recipe: Default::default(),
+        shards: 1,
     }
 }
 
@@ -304,4 +305,67 @@ fn corrupt_checkpoints_give_clear_errors() {
     assert!(load_error(&trailing).contains("unexpected bytes"));
     // The file that failed to load names itself.
     assert!(load_error(&good[..4]).contains("checkpoint.bin"));
+}
+
+/// Trains `config` in a fresh run folder inside a pool of `threads` threads.
+fn train_in_pool(config: &RunConfig, threads: usize) -> (tempfile::TempDir, RunDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| train_run(&run, config, false));
+    (dir, run)
+}
+
+#[test]
+fn a_run_in_two_shards_trains_as_one_and_does_not_depend_on_the_thread_count() {
+    let sharded = RunConfig {
+        shards: 2,
+        ..binarised_config(20, 10)
+    };
+    let (_one_dir, one) = train_in_pool(&binarised_config(20, 10), 2);
+    let (_two_dir, two) = train_in_pool(&sharded, 2);
+    let [one_losses, two_losses] = [&one, &two].map(|run| read_losses(run).unwrap());
+    assert_eq!(one_losses.len(), 20);
+    for (&(step, a), &(_, b)) in one_losses.iter().zip(&two_losses) {
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "step {step}: {a} vs {b}");
+    }
+    let device = Device::flex();
+    let [a, b] = [&one, &two].map(|run| logits(&run.load_checkpoint(&device).unwrap().model, 2));
+    let largest = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(largest < 1e-4, "logits differ by {largest}");
+
+    // The shards' sums are in rank order and each shard's arithmetic does not depend on its
+    // threads: in a pool of one thread (each shard gets one of its own) or of three (two and
+    // one) the shards train the same weights bit for bit as in a pool of two.
+    for threads in [1, 3] {
+        let (_dir, run) = train_in_pool(&sharded, threads);
+        assert_eq!(read_losses(&run).unwrap(), two_losses, "{threads} threads");
+        assert_eq!(checkpoint_logits_of(&run, 2), b, "{threads} threads");
+    }
+
+    // A sharded run resumes exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let resumed = RunDir::new(dir.path());
+    train_run(
+        &resumed,
+        &RunConfig {
+            steps: 10,
+            ..sharded.clone()
+        },
+        false,
+    );
+    train_run(&resumed, &sharded, true);
+    assert_eq!(read_losses(&resumed).unwrap(), two_losses);
+    assert_eq!(metrics(&resumed), metrics(&two));
+}
+
+fn checkpoint_logits_of(run: &RunDir, levels: usize) -> Vec<f32> {
+    logits(&run.load_checkpoint(&Device::flex()).unwrap().model, levels)
 }

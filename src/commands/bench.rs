@@ -5,6 +5,10 @@ use clap::Args;
 use pixelcnn::bench::{
     BenchConfig, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
 };
+use pixelcnn::checkpoint::MAX_SHARDS;
+use pixelcnn::parallel;
+
+use super::values::between;
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -15,6 +19,10 @@ pub(crate) struct BenchArgs {
     /// the arithmetic limit, instead of training and inference.
     #[arg(long)]
     sampling: bool,
+    /// Train in this many shards side by side, as `train --shards` does [default: as `train`
+    /// would for the config's batch].
+    #[arg(long, value_parser = between(1, MAX_SHARDS))]
+    shards: Option<usize>,
     /// Print one JSON line per figure.
     #[arg(long)]
     json: bool,
@@ -36,7 +44,11 @@ pub(crate) fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<
             }
             figures
         } else {
-            model_figures(config, device)
+            let batch = config.model().1;
+            let shards = args
+                .shards
+                .unwrap_or_else(|| parallel::default_shards(batch, device));
+            model_figures(config, shards, device)?
         };
         for figure in figures {
             if args.json {

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::{Args, ValueEnum};
-use pixelcnn::checkpoint::{RunConfig, RunDir};
+use pixelcnn::checkpoint::{MAX_SHARDS, RunConfig, RunDir};
 use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
 use pixelcnn::parallel;
 use pixelcnn::recipe::{NEW_RUN, Recipe};
-use pixelcnn::train::{Outcome, train_on};
+use pixelcnn::train::{Outcome, train, train_on};
 
 use super::read_embeddings;
 use super::values::{self, at_least, between, positive};
@@ -63,6 +63,12 @@ pub(crate) struct TrainArgs {
     /// Steps between validation, checkpoint and sample grid [default: 200].
     #[arg(long, value_parser = at_least(1usize))]
     interval: Option<usize>,
+    /// Split each batch into this many shards trained side by side, each on its own share of
+    /// the CPU's threads (their gradients averaged as data-parallel ranks would) [default: one
+    /// per thread, fewer so that each has at least 8 images and they divide the batch; 1 on a
+    /// GPU or under mpirun; with --resume, the run's].
+    #[arg(long, value_parser = between(1, MAX_SHARDS))]
+    shards: Option<usize>,
     #[command(flatten)]
     recipe: RecipeArgs,
 }
@@ -229,25 +235,42 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         .source()?
         .training(read_embeddings(condition_file.as_deref())?)
         .context("cannot load the training data")?;
-    let config = run_config(&args, stored.as_ref(), data, condition_file, &sets.0)?;
+    let mut config = run_config(
+        &args,
+        stored.as_ref(),
+        data,
+        condition_file,
+        &sets.0,
+        device,
+    )?;
+    if collective.ranks() > 1 {
+        if args.shards.is_some_and(|shards| shards > 1) {
+            bail!(
+                "--shards splits the batch across threads of one process; under mpirun each process is already a rank: leave --shards out"
+            );
+        }
+        config.shards = 1;
+    }
     // Every rank has looked at the folder before rank 0 writes to it.
-    collective.barrier();
+    collective.barrier()?;
     if leader {
         run.create()?;
         run.write_config(&config)?;
     }
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
-    let collective = collective.as_ref();
-    let outcome = train_on(
-        &run,
-        &config,
-        sets,
-        args.resume,
-        device,
-        &INTERRUPTED,
-        collective,
-    )?;
+    let outcome = match collective.ranks() {
+        1 => train(&run, &config, sets, args.resume, device, &INTERRUPTED)?,
+        _ => train_on(
+            &run,
+            &config,
+            sets,
+            args.resume,
+            device,
+            &INTERRUPTED,
+            collective.as_ref(),
+        )?,
+    };
     if !leader {
         return Ok(());
     }
@@ -391,6 +414,7 @@ pub(crate) fn run_config(
     data: DataChoice,
     condition_file: Option<PathBuf>,
     train_set: &ImageSet,
+    device: &Device,
 ) -> anyhow::Result<RunConfig> {
     let m = &args.model;
     let levels = if m.binarize.is_some() {
@@ -518,6 +542,10 @@ pub(crate) fn run_config(
         image_width: train_set.width,
         binarization,
         recipe: args.recipe.over(stored.map_or(NEW_RUN, |s| s.recipe)),
+        shards: args
+            .shards
+            .or(stored.map(|s| s.shards))
+            .unwrap_or_else(|| parallel::default_shards(batch_size.min(train_set.len()), device)),
     };
     // The checks a stored config.json gets, such as the ceiling on the model's size.
     config.validate().map_err(anyhow::Error::msg)?;

@@ -1,4 +1,4 @@
-//! Synchronous data-parallel training across processes: the paper's models were trained with
+//! Synchronous data-parallel training across processes or threads: the paper's models were trained with
 //! synchronous updates on many GPUs (arXiv 1606.05328, Section 3). Each of N ranks holds the
 //! same model; every global batch of B images is split into N disjoint shards of B/N; each rank
 //! computes the gradient of the mean loss over its shard, the gradients are summed across the
@@ -8,28 +8,34 @@
 //! batch B: the same batches, the same binarisation draws, the same steps.
 //!
 //! [`Collective`] is what training needs from the ranks; [`Single`] is the one process of a
-//! plain run, and with the cargo feature `mpi`, [`from_environment`] joins the ranks of an
-//! `mpirun` launch (or of another MPI launcher's) through MPI.
+//! plain run; [`in_threads`] runs ranks as threads of one process, the shards of `train
+//! --shards`; and with the cargo feature `mpi`, [`from_environment`] joins the
+//! ranks of an `mpirun` launch (or of another MPI launcher's) through MPI.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
+use crate::checkpoint::MAX_SHARDS;
 use crate::model::PixelCnn;
 
-/// What synchronous data-parallel training needs from its processes.
+/// What synchronous data-parallel training needs from its ranks.
 pub trait Collective {
-    /// This process's rank, `0..ranks()`.
+    /// This rank, `0..ranks()`.
     fn rank(&self) -> usize;
-    /// The number of processes.
+    /// The number of ranks.
     fn ranks(&self) -> usize;
+    /// What the ranks are, for messages: "processes" or "threads".
+    fn members(&self) -> &'static str {
+        "processes"
+    }
     /// Replaces `values` by their element-wise sum over all ranks (every rank passes the same
-    /// length).
-    fn sum(&self, values: &mut [f32]);
+    /// length). Fails when another rank has stopped and can no longer take part.
+    fn sum(&self, values: &mut [f32]) -> Result<(), ParallelError>;
 
     /// Returns once every rank has called it.
-    fn barrier(&self) {
-        self.sum(&mut [0.0]);
+    fn barrier(&self) -> Result<(), ParallelError> {
+        self.sum(&mut [0.0])
     }
 }
 
@@ -45,7 +51,9 @@ impl Collective for Single {
         1
     }
 
-    fn sum(&self, _values: &mut [f32]) {}
+    fn sum(&self, _values: &mut [f32]) -> Result<(), ParallelError> {
+        Ok(())
+    }
 }
 
 /// Why the ranks of a launch cannot train together.
@@ -62,9 +70,17 @@ pub enum ParallelError {
     )]
     Unwired { launched: usize, world: usize },
     #[error(
-        "a batch of {batch} images cannot be split evenly across {ranks} processes: choose a --batch-size that {ranks} divides"
+        "a batch of {batch} images cannot be split evenly across {ranks} {members}: choose a --batch-size that {ranks} divides"
     )]
-    UnevenBatch { batch: usize, ranks: usize },
+    UnevenBatch {
+        batch: usize,
+        ranks: usize,
+        members: &'static str,
+    },
+    #[error("another training thread stopped at this step")]
+    Departed,
+    #[error("cannot start the training threads: {0}")]
+    Threads(String),
 }
 
 /// The number of processes a launcher (Open MPI's mpirun, a PMI launcher such as MPICH's, or
@@ -122,46 +138,25 @@ fn world(ranks: usize) -> Result<Box<dyn Collective>, ParallelError> {
 }
 
 #[cfg(feature = "mpi")]
-mod mpi_world {
-    use mpi::collective::SystemOperation;
-    use mpi::environment::Universe;
-    use mpi::topology::{Communicator, SimpleCommunicator};
-    use mpi::traits::CommunicatorCollectives;
+mod mpi_world;
+mod threads;
 
-    use super::{Collective, ParallelError};
+pub use threads::{ThreadRank, in_threads};
 
-    /// MPI's world communicator; MPI is finalised when it is dropped.
-    pub struct World {
-        _universe: Universe,
-        world: SimpleCommunicator,
-    }
+/// The fewest images in a shard that [`default_shards`] makes.
+pub const MIN_SHARD: usize = 8;
 
-    impl World {
-        pub fn new() -> Result<Self, ParallelError> {
-            let universe = mpi::initialize().ok_or(ParallelError::Initialise)?;
-            let world = universe.world();
-            Ok(Self {
-                _universe: universe,
-                world,
-            })
-        }
-    }
-
-    impl Collective for World {
-        fn rank(&self) -> usize {
-            self.world.rank() as usize
-        }
-
-        fn ranks(&self) -> usize {
-            self.world.size() as usize
-        }
-
-        fn sum(&self, values: &mut [f32]) {
-            let mine = values.to_vec();
-            self.world
-                .all_reduce_into(&mine[..], values, SystemOperation::sum());
-        }
-    }
+/// The shards a run of batches of `batch` images trains in when none are asked for: on the CPU
+/// backend, one per thread of the pool, or fewer so that they divide the batch evenly with at
+/// least [`MIN_SHARD`] images each; one on a GPU, which runs each operation of the whole batch
+/// at once.
+pub fn default_shards(batch: usize, device: &Device) -> usize {
+    let cpu = matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+    let threads = if cpu { rayon::current_num_threads() } else { 1 };
+    (1..=threads.min(MAX_SHARDS))
+        .rev()
+        .find(|&shards| batch.is_multiple_of(shards) && batch / shards >= MIN_SHARD)
+        .unwrap_or(1)
 }
 
 /// The positions `start..end` in a global batch of `batch` images of `collective`'s shard.
@@ -171,7 +166,11 @@ pub fn shard(
 ) -> Result<std::ops::Range<usize>, ParallelError> {
     let ranks = collective.ranks();
     if !batch.is_multiple_of(ranks) {
-        return Err(ParallelError::UnevenBatch { batch, ranks });
+        return Err(ParallelError::UnevenBatch {
+            batch,
+            ranks,
+            members: collective.members(),
+        });
     }
     let size = batch / ranks;
     let start = collective.rank() * size;
@@ -186,9 +185,9 @@ pub fn average_gradients(
     grads: &mut GradientsParams,
     extra: &mut [f32],
     collective: &dyn Collective,
-) {
+) -> Result<(), ParallelError> {
     if collective.ranks() == 1 {
-        return;
+        return Ok(());
     }
     let mut flatten = Flatten {
         grads,
@@ -198,7 +197,7 @@ pub fn average_gradients(
     let mut buffer = flatten.buffer;
     let gradients = buffer.len();
     buffer.extend_from_slice(extra);
-    collective.sum(&mut buffer);
+    collective.sum(&mut buffer)?;
     extra.copy_from_slice(&buffer[gradients..]);
     let scale = 1.0 / collective.ranks() as f32;
     buffer.truncate(gradients);
@@ -208,6 +207,7 @@ pub fn average_gradients(
         buffer: &buffer,
         at: 0,
     });
+    Ok(())
 }
 
 /// Appends each parameter's gradient to one buffer.
@@ -267,11 +267,12 @@ mod tests {
             2
         }
 
-        fn sum(&self, values: &mut [f32]) {
+        fn sum(&self, values: &mut [f32]) -> Result<(), ParallelError> {
             values
                 .iter_mut()
                 .zip(&self.other)
                 .for_each(|(v, o)| *v += o);
+            Ok(())
         }
     }
 
@@ -289,5 +290,24 @@ mod tests {
             "{error}"
         );
         assert_eq!(shard(7, &Single).unwrap(), 0..7);
+    }
+
+    #[test]
+    fn by_default_a_cpu_run_has_a_shard_per_thread_of_at_least_8_images() {
+        let device = Device::flex();
+        let in_pool = |threads, batch| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| default_shards(batch, &device))
+        };
+        assert_eq!(in_pool(2, 32), 2);
+        assert_eq!(in_pool(2, 64), 2);
+        assert_eq!(in_pool(1, 64), 1);
+        assert_eq!(in_pool(2, 12), 1, "6 images a shard are too few");
+        assert_eq!(in_pool(3, 32), 2, "3 does not divide 32");
+        assert_eq!(in_pool(16, 32), 4, "at least 8 images each");
+        assert_eq!(in_pool(3, 7), 1);
     }
 }
