@@ -115,32 +115,104 @@ impl<B: Backend + GateBackend> Backward<B, 1> for GateGradient {
 impl GateBackend for Flex {
     fn gate(x: FlexTensor) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "the fused gate computes in f32");
-        let x = x.to_contiguous();
         let shape = x.layout().shape().clone();
         let channels = shape[shape.num_dims() - 1] / 2;
-        let input: &[f32] = x.storage();
-        let rows = channels * ROWS_PER_TASK;
-        let output = par_filled(input.len() / 2, rows, |task, out| {
-            let pre = &input[2 * task * rows..][..2 * out.len()];
-            gate_rows_widest(out, pre, channels)
-        });
+        let rows = RowBlocks::of(x, 2 * channels);
+        let input: &[f32] = rows.x.storage();
+        let task_rows = rows.task_rows();
+        let output = par_filled(
+            rows.count() * channels,
+            channels * task_rows,
+            |task, out| {
+                let pre = &input[rows.start(task * task_rows)..][..2 * out.len()];
+                gate_rows_widest(out, pre, channels)
+            },
+        );
         flex_tensor(output, half_last(&shape))
     }
 
     fn gate_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "the fused gate computes in f32");
-        let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
         let shape = x.layout().shape().clone();
         let channels = shape[shape.num_dims() - 1] / 2;
-        let input: &[f32] = x.storage();
-        let grad: &[f32] = grad.storage();
-        let rows = 2 * channels * ROWS_PER_TASK;
-        let output = par_filled(input.len(), rows, |task, out| {
-            let pre = &input[task * rows..][..out.len()];
-            let grad = &grad[task * rows / 2..][..out.len() / 2];
-            gate_rows_backward_widest(out, pre, grad, channels)
-        });
+        let rows = RowBlocks::of(x, 2 * channels);
+        let grad = grad.to_contiguous();
+        let (input, grad): (&[f32], &[f32]) = (rows.x.storage(), grad.storage());
+        let task_rows = rows.task_rows();
+        let output = par_filled(
+            rows.count() * 2 * channels,
+            2 * channels * task_rows,
+            |task, out| {
+                let pre = &input[rows.start(task * task_rows)..][..out.len()];
+                let grad = &grad[task * task_rows * channels..][..out.len() / 2];
+                gate_rows_backward_widest(out, pre, grad, channels)
+            },
+        );
         flex_tensor(output, shape)
+    }
+}
+
+/// The fewest rows in a block read in place; shorter blocks make tasks too small to pay.
+const MIN_BLOCK_ROWS: usize = 16;
+
+/// The rows (pixels) of a map `[.., 2C]` where they lie in its storage: blocks of consecutive
+/// rows, in order. The vertical stack's pre-activations are rows 1..=H of each image of a
+/// larger map (`crate::model::gated`); read in place they need no copy. A map whose rows are
+/// not whole in its storage (channels strided, reversed or broadcast) is copied first.
+struct RowBlocks {
+    x: FlexTensor,
+    /// Rows per block.
+    block_rows: usize,
+    /// The storage index of each block's first value.
+    starts: Vec<usize>,
+    /// Values per row.
+    row: usize,
+}
+
+impl RowBlocks {
+    fn of(x: FlexTensor, row: usize) -> Self {
+        let layout = x.layout();
+        let blocks = layout.strided_blocks();
+        let whole_rows = layout.has_positive_strides() && blocks.block_len().is_multiple_of(row);
+        if row == 0 || !whole_rows || blocks.block_len() < MIN_BLOCK_ROWS * row {
+            return Self::copied(x.to_contiguous(), row);
+        }
+        let block_rows = blocks.block_len() / row;
+        let starts = blocks.block_starts().collect();
+        Self {
+            x,
+            block_rows,
+            starts,
+            row,
+        }
+    }
+
+    fn copied(x: FlexTensor, row: usize) -> Self {
+        let block_rows = x.layout().num_elements() / row.max(1);
+        Self {
+            x,
+            block_rows,
+            starts: vec![0],
+            row,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.block_rows * self.starts.len()
+    }
+
+    /// Rows per parallel task: [`ROWS_PER_TASK`] in one block, else a block each.
+    fn task_rows(&self) -> usize {
+        match self.starts.len() {
+            1 => ROWS_PER_TASK,
+            _ => self.block_rows,
+        }
+    }
+
+    /// The storage index of row `row`, the first of a run of rows in one block.
+    fn start(&self, row: usize) -> usize {
+        let (block, within) = (row / self.block_rows, row % self.block_rows);
+        self.starts[block] + within * self.row
     }
 }
 
@@ -322,5 +394,40 @@ mod tests {
         assert_eq!(tanh(-1e4), -1.0);
         assert!(sigmoid(-1e4) > 0.0 && sigmoid(-1e4) < 1e-37);
         assert_eq!(sigmoid(1e4), 1.0);
+    }
+
+    #[test]
+    fn maps_read_in_place_or_copied_give_the_composed_gate_and_its_gradient() {
+        use burn::tensor::Distribution;
+        let device = Device::flex().autodiff();
+        let reference = |x: Tensor<4>| {
+            let [a, b] = x.chunk(2, 3).try_into().expect("two halves");
+            burn::tensor::activation::tanh(a) * burn::tensor::activation::sigmoid(b)
+        };
+        let views: [(&str, fn(Tensor<4>) -> Tensor<4>); 4] = [
+            ("whole", |x| x),
+            ("rows 1..=4 of each image, in place", |x| x.narrow(1, 1, 4)),
+            ("rows and columns swapped, copied", |x| x.swap_dims(1, 2)),
+            ("channels strided, copied", |x| x.swap_dims(2, 3)),
+        ];
+        for (name, view) in views {
+            let base = Tensor::<4>::random([3, 6, 20, 20], Distribution::Normal(0.0, 2.0), &device);
+            let mut dims = view(base.clone()).dims();
+            dims[3] /= 2;
+            let weights = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+            let run = |gate_of: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+                let x = base.clone().require_grad();
+                let y = gate_of(view(x.clone()));
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                let grad = x.grad(&grads).expect("x is tracked");
+                (y.inner().into_data(), grad.into_data())
+            };
+            let (fused, fused_grad) = run(&gate);
+            let (composed, composed_grad) = run(&reference);
+            fused.assert_approx_eq::<f32>(&composed, burn::tensor::Tolerance::absolute(1e-5));
+            fused_grad
+                .assert_approx_eq::<f32>(&composed_grad, burn::tensor::Tolerance::absolute(1e-5));
+            eprintln!("{name}: same");
+        }
     }
 }
