@@ -174,21 +174,31 @@ impl ColumnsBackend for Flex {
         let input: &[f32] = x.storage();
         let (rows, cols) = taps.output;
         let row_len = cols * taps.count() * channels;
+        let (kernel_rows, kernel_cols) = taps.kernel;
         // One task per output row of one image: it reads whichever input rows its taps cover.
         let out = par_filled(batch * rows * row_len, row_len, |task, out_row| {
             let (b, r) = (task / rows, task % rows);
             let image = &input[b * height * width * channels..][..height * width * channels];
-            for (index, (i, j)) in taps.each().enumerate() {
+            for i in 0..kernel_rows {
                 let h = r as isize + taps.offset.0 + i as isize;
                 if !(0..height as isize).contains(&h) {
                     continue;
                 }
-                let (c0, c1, w0) = Taps::valid(taps.offset.1, j, cols, width);
-                let source = &image[(h as usize * width + w0) * channels..];
-                for (k, c) in (c0..c1).enumerate() {
-                    let at = (c * taps.count() + index) * channels;
-                    out_row[at..at + channels]
-                        .copy_from_slice(&source[k * channels..(k + 1) * channels]);
+                let source_row = &image[h as usize * width * channels..][..width * channels];
+                // A row of taps reads consecutive pixels, and its columns lie side by side: one
+                // copy per output pixel, of the taps that fall inside the map.
+                for c in 0..cols {
+                    let first = c as isize + taps.offset.1;
+                    let j0 = (-first).clamp(0, kernel_cols as isize) as usize;
+                    let j1 =
+                        (width as isize - first).clamp(j0 as isize, kernel_cols as isize) as usize;
+                    if j1 == j0 {
+                        continue;
+                    }
+                    let from = (first + j0 as isize) as usize * channels;
+                    let at = (c * taps.count() + i * kernel_cols + j0) * channels;
+                    let len = (j1 - j0) * channels;
+                    out_row[at..at + len].copy_from_slice(&source_row[from..from + len]);
                 }
             }
         });
@@ -239,7 +249,7 @@ impl ColumnsBackend for Flex {
 
 #[cfg(test)]
 mod tests {
-    use super::Taps;
+    use super::*;
 
     #[test]
     fn valid_ranges_keep_sources_inside_the_input() {
@@ -252,5 +262,67 @@ mod tests {
         // A tap entirely outside reads nothing.
         assert_eq!(Taps::valid(-9, 0, 5, 5), (5, 5, 0));
         assert_eq!(Taps::valid(9, 0, 5, 5), (0, 0, 0));
+    }
+
+    #[test]
+    fn each_column_holds_its_taps_pixel_or_zero_outside_the_map() {
+        let [batch, height, width, channels] = [2, 5, 7, 3];
+        let values: Vec<f32> = (0..batch * height * width * channels)
+            .map(|i| i as f32 + 1.0)
+            .collect();
+        let device = Device::flex();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(values.clone(), [batch, height, width, channels]),
+            &device,
+        );
+        let at = |b: usize, h: isize, w: isize, ch: usize| {
+            let inside = (0..height as isize).contains(&h) && (0..width as isize).contains(&w);
+            let index = ((b * height + h.max(0) as usize) * width + w.max(0) as usize) * channels;
+            if inside { values[index + ch] } else { 0.0 }
+        };
+        for taps in [
+            // The vertical stack's 2×3 window over rows above, one row more than the map.
+            Taps {
+                kernel: (2, 3),
+                offset: (-2, -1),
+                output: (height + 1, width),
+            },
+            // The horizontal stack's 1×2 window, the first layer's that skips the current pixel.
+            Taps {
+                kernel: (1, 2),
+                offset: (0, -2),
+                output: (height, width),
+            },
+            // Wider than the map, windows hanging over both edges, and a part of the map only.
+            Taps {
+                kernel: (3, 9),
+                offset: (-1, -4),
+                output: (height, width),
+            },
+            Taps {
+                kernel: (2, 2),
+                offset: (1, 2),
+                output: (2, 3),
+            },
+        ] {
+            let columns: Vec<f32> = columns(x.clone(), taps).into_data().to_vec().unwrap();
+            let (kernel_rows, kernel_cols) = taps.kernel;
+            let (rows, cols) = taps.output;
+            let mut expected = Vec::new();
+            for b in 0..batch {
+                for r in 0..rows {
+                    for c in 0..cols {
+                        for i in 0..kernel_rows {
+                            for j in 0..kernel_cols {
+                                let h = r as isize + taps.offset.0 + i as isize;
+                                let w = c as isize + taps.offset.1 + j as isize;
+                                expected.extend((0..channels).map(|ch| at(b, h, w, ch)));
+                            }
+                        }
+                    }
+                }
+            }
+            assert_eq!(columns, expected, "{taps:?}");
+        }
     }
 }
