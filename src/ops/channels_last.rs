@@ -5,7 +5,8 @@
 //! rows above and the current one, a half row to the left). With channels last, each is
 //! one matrix product: the window's few shifted views of the input, zero outside the map, are
 //! laid side by side along the channel axis ([`super::columns`]) and multiplied by the weights
-//! reshaped to `[kh·kw·C_in, C_out]`.
+//! reshaped to `[kh·kw·C_in, C_out]` — or, on the CPU, the same sum computed as shifted
+//! products over a padded copy of the input ([`super::window`]).
 //! Forward and backward are then matrix products, which the backends run much faster than their
 //! general convolution kernels on these shapes. The weights stay in burn's `Conv2d` modules
 //! (`[C_out, C_in, kh, kw]`), so a model's record, and every checkpoint, is the same as with
@@ -17,6 +18,7 @@ use burn::prelude::*;
 
 use super::columns::{Taps, columns};
 use super::matmul::{affine, matmul};
+use super::window::window_affine;
 
 /// The weights of `conv` as the matrix `[kh·kw·C_in, C_out]` of its product with the columns.
 pub fn window_matrix(conv: &Conv2d) -> Tensor<2> {
@@ -44,7 +46,10 @@ pub fn window_product(
         offset,
         output,
     };
-    product(columns(x, taps), matrix, conv.bias.as_ref())
+    match &conv.bias {
+        Some(bias) => window_affine(x, matrix, bias.val(), taps),
+        None => product(columns(x, taps), matrix, None),
+    }
 }
 
 /// The 1×1 convolution `conv` on `x` `[B, H, W, C_in]`, its weights multiplied elementwise by

@@ -32,7 +32,7 @@ pub struct Taps {
 }
 
 impl Taps {
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.kernel.0 * self.kernel.1
     }
 
@@ -43,7 +43,12 @@ impl Taps {
 
     /// For tap `i` along one axis of an input `size` long: the output range whose source pixels
     /// lie inside the input, and the first source pixel.
-    fn valid(offset: isize, tap: usize, output: usize, size: usize) -> (usize, usize, usize) {
+    pub(super) fn valid(
+        offset: isize,
+        tap: usize,
+        output: usize,
+        size: usize,
+    ) -> (usize, usize, usize) {
         let shift = offset + tap as isize;
         let first = (-shift).clamp(0, output as isize) as usize;
         let end = (size as isize - shift).clamp(first as isize, output as isize) as usize;
@@ -305,7 +310,7 @@ mod tests {
                 output: (2, 3),
             },
         ] {
-            let columns: Vec<f32> = columns(x.clone(), taps).into_data().to_vec().unwrap();
+            let columns: Vec<f32> = columns(x.clone(), taps).into_data().try_to_vec().unwrap();
             let (kernel_rows, kernel_cols) = taps.kernel;
             let (rows, cols) = taps.output;
             let mut expected = Vec::new();

@@ -244,7 +244,7 @@ fn column_sums(grad: &[f32], n: usize) -> Vec<f32> {
 const ROWS_PER_TASK: usize = 256;
 
 /// `rows` copies of `bias` one after another, written in parallel.
-fn bias_rows(bias: &[f32], rows: usize) -> Vec<f32> {
+pub(super) fn bias_rows(bias: &[f32], rows: usize) -> Vec<f32> {
     let len = rows * bias.len();
     let mut out = Vec::with_capacity(len);
     if len == 0 {
@@ -292,19 +292,8 @@ unsafe fn multiply(out: *mut f32, lhs: &FlexTensor, rhs: &FlexTensor, accumulate
         rhs: first_element(rhs),
         rhs_strides: strides(rhs),
     };
-    if k == 0 {
-        if !accumulate {
-            // SAFETY: the caller provides room for `m × n` values.
-            unsafe { std::ptr::write_bytes(out, 0, m * n) };
-        }
-    } else if k >= SPLIT_DEPTH && k >= SPLIT_RATIO * m.max(n) {
-        // SAFETY: as for this function.
-        unsafe { product.split_depth(out, accumulate) };
-    } else {
-        let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK;
-        // SAFETY: as for this function.
-        unsafe { product.write(out, accumulate, parallel) };
-    }
+    // SAFETY: as for this function; both views lie inside their tensors' storage.
+    unsafe { product.run(out, accumulate) };
 }
 
 /// Products whose inner dimension is at least this long, and [`SPLIT_RATIO`] times the
@@ -315,16 +304,18 @@ const SPLIT_RATIO: usize = 16;
 /// gradient, is the same whatever the number of threads.
 const DEPTH_PARTS: usize = 8;
 
-/// An f32 product `lhs` `[M, K]` · `rhs` `[K, N]` over strided views.
+/// An f32 product `lhs` `[M, K]` · `rhs` `[K, N]` over strided views: `lhs` element `(i, k)`
+/// at `lhs + i · lhs_strides.0 + k · lhs_strides.1`, and so on. Rows may overlap (the
+/// shifted views of [`super::window`]): a product only reads its factors.
 #[derive(Clone, Copy)]
-struct Product {
-    m: usize,
-    k: usize,
-    n: usize,
-    lhs: *const f32,
-    lhs_strides: (isize, isize),
-    rhs: *const f32,
-    rhs_strides: (isize, isize),
+pub(super) struct Product {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub lhs: *const f32,
+    pub lhs_strides: (isize, isize),
+    pub rhs: *const f32,
+    pub rhs_strides: (isize, isize),
 }
 
 // SAFETY: a `Product` only reads through its pointers, into tensors its caller keeps alive.
@@ -332,6 +323,30 @@ unsafe impl Send for Product {}
 unsafe impl Sync for Product {}
 
 impl Product {
+    /// Writes the product into the contiguous `[M, N]` matrix at `out`, or adds it there if
+    /// `accumulate`: split along its depth if that is long ([`Product::split_depth`]), on all
+    /// threads if it is large.
+    ///
+    /// # Safety
+    /// Both factors' views must lie inside live storage; `out` must address `M × N` writable
+    /// f32 values, initialised if `accumulate`.
+    pub(super) unsafe fn run(&self, out: *mut f32, accumulate: bool) {
+        let Product { m, k, n, .. } = *self;
+        if k == 0 {
+            if !accumulate {
+                // SAFETY: the caller provides room for `m × n` values.
+                unsafe { std::ptr::write_bytes(out, 0, m * n) };
+            }
+        } else if k >= SPLIT_DEPTH && k >= SPLIT_RATIO * m.max(n) {
+            // SAFETY: as for this function.
+            unsafe { self.split_depth(out, accumulate) };
+        } else {
+            let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK;
+            // SAFETY: as for this function.
+            unsafe { self.write(out, accumulate, parallel) };
+        }
+    }
+
     /// Writes the product into the contiguous `[M, N]` matrix at `out`, or adds it there if
     /// `accumulate`, with `gemm` on all threads if `parallel`.
     ///
@@ -448,13 +463,13 @@ unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
 /// Row and column strides, in elements, of a 2-D tensor.
-fn strides(tensor: &FlexTensor) -> (isize, isize) {
+pub(super) fn strides(tensor: &FlexTensor) -> (isize, isize) {
     let strides = tensor.layout().strides();
     (strides[0], strides[1])
 }
 
 /// The tensor's first element, where its view starts in its storage.
-fn first_element(tensor: &FlexTensor) -> *const f32 {
+pub(super) fn first_element(tensor: &FlexTensor) -> *const f32 {
     tensor.storage::<f32>()[tensor.layout().start_offset()..].as_ptr()
 }
 
@@ -500,7 +515,7 @@ mod tests {
         assert_eq!(ours.into_data(), sums(1).into_data());
         let empty = Tensor::<2>::zeros([0, 3], &device).into_dispatch();
         let none = Tensor::<1>::from_dispatch(<Dispatch as MatmulBackend>::column_sums(empty));
-        assert_eq!(none.into_data().to_vec::<f32>().unwrap(), [0.0; 3]);
+        assert_eq!(none.into_data().try_to_vec::<f32>().unwrap(), [0.0; 3]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod gate;
 pub(crate) mod matmul;
 pub(crate) mod softmax_nll;
 mod vector_exp;
+pub(crate) mod window;
 
 /// A contiguous f32 tensor of the CPU backend, for the fused operations.
 pub(crate) fn flex_tensor(
