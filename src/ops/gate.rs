@@ -404,7 +404,8 @@ mod tests {
             let [a, b] = x.chunk(2, 3).try_into().expect("two halves");
             burn::tensor::activation::tanh(a) * burn::tensor::activation::sigmoid(b)
         };
-        let views: [(&str, fn(Tensor<4>) -> Tensor<4>); 4] = [
+        type View = fn(Tensor<4>) -> Tensor<4>;
+        let views: [(&str, View); 4] = [
             ("whole", |x| x),
             ("rows 1..=4 of each image, in place", |x| x.narrow(1, 1, 4)),
             ("rows and columns swapped, copied", |x| x.swap_dims(1, 2)),
