@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::data::ImageSet;
 use crate::loss::{bits_per_dim, pixel_nll, squared_error};
 use crate::model::{Objective, PixelCnn, PixelCnnConfig};
+use crate::parallel::{self, Collective};
 use crate::picture;
 
 /// Images per forward pass during evaluation.
@@ -110,25 +111,46 @@ pub fn evaluate_mse(
 }
 
 /// The number of images scored (the first `limit` of `set`) and the sum of `total` over batches
-/// of them; with no images the sum is NaN, so that no figure is claimed.
+/// of them; with no images the sum is NaN, so that no figure is claimed. On the CPU backend the
+/// batches are shared out among one thread per thread of the pool, each running its batches'
+/// operations on its own ([`crate::parallel::in_threads`]), and their totals are added in batch
+/// order: the sum is the same however many threads there are.
 fn sum_over_batches(
     config: &PixelCnnConfig,
     set: &ImageSet,
     limit: usize,
     device: &Device,
-    total: impl Fn(Tensor<4, Int>, Option<&Tensor<2>>) -> Tensor<1>,
+    total: impl Fn(Tensor<4, Int>, Option<&Tensor<2>>) -> Tensor<1> + Sync,
 ) -> (usize, f64) {
     let count = set.len().min(limit);
     if count == 0 {
         return (0, f64::NAN);
     }
-    let mut sum = 0.0f64;
-    for start in (0..count).step_by(EVAL_BATCH) {
-        let indices: Vec<usize> = (start..(start + EVAL_BATCH).min(count)).collect();
-        let targets = set.batch(&indices, config.levels, device);
-        let condition = set.condition(&indices, config.conditioning, device);
-        sum += total(targets, condition.as_ref()).into_scalar::<f64>();
-    }
+    let batches: Vec<_> = (0..count)
+        .step_by(EVAL_BATCH)
+        .map(|start| (start..(start + EVAL_BATCH).min(count)).collect::<Vec<_>>())
+        .collect();
+    let score_batch = |indices: &Vec<usize>| {
+        let targets = set.batch(indices, config.levels, device);
+        let condition = set.condition(indices, config.conditioning, device);
+        total(targets, condition.as_ref()).into_scalar::<f64>()
+    };
+    let shards = parallel::cpu_threads(device).min(batches.len());
+    let totals = match shards {
+        1 => None,
+        _ => parallel::in_threads(shards, |rank| {
+            let mine = batches.iter().skip(rank.rank()).step_by(shards);
+            mine.map(score_batch).collect::<Vec<_>>()
+        })
+        .ok(),
+    };
+    // Batch b was scored by shard b mod shards, as its (b / shards)-th.
+    let sum = match totals {
+        Some(by_shard) => (0..batches.len())
+            .map(|b| by_shard[b % shards][b / shards])
+            .sum(),
+        None => batches.iter().map(score_batch).sum(),
+    };
     (count, sum)
 }
 
@@ -172,4 +194,40 @@ pub fn heatmap(
         tiles.push(picture::heat_tile(values, max, set.height, set.width));
     }
     picture::grid(&tiles, 2, 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_score_is_the_same_however_many_threads_share_the_batches() {
+        let device = Device::flex();
+        let config = PixelCnnConfig::new(4).with_layers(2).with_channels(4);
+        let model = config.init_seeded(&device, 0);
+        // 250 images of 8×8: three batches, the last a half one.
+        let set = ImageSet {
+            channels: 1,
+            height: 8,
+            width: 8,
+            pixels: (0..250 * 64).map(|i| (i * 37 % 251) as u8).collect(),
+            labels: None,
+            embeddings: None,
+        };
+        let in_pool = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| evaluate(&model, &config, &set, 250, &device))
+        };
+        let one = in_pool(1);
+        assert_eq!(one.images, 250);
+        for threads in [2, 3, 4] {
+            assert_eq!(in_pool(threads).nll_nats, one.nll_nats, "{threads} threads");
+        }
+        // Each batch counts once: the first 100 images alone score differently.
+        let first = evaluate(&model, &config, &set, 100, &device);
+        assert_ne!(first.nll_nats, one.nll_nats);
+    }
 }

@@ -1,6 +1,7 @@
 //! The backend operations that make the model fast, apart from the model itself: the
 //! convolutions of the two stacks as matrix products on channels-last maps
-//! ([`channels_last`], over the column matrix of [`columns`] and the products of [`matmul`]),
+//! ([`channels_last`], over the column matrix of [`columns`] or, on the CPU, the shifted
+//! products of [`window`], and the products of [`matmul`]),
 //! the fused gate ([`gate`]) and the fused softmax likelihood ([`softmax_nll`]). Each is a burn
 //! backend extension with a composed form for GPU backends and one parallel pass each way on the
 //! CPU, checked against plain burn code by its unit tests and, as a whole, by the model's parity

@@ -151,12 +151,18 @@ pub const MIN_SHARD: usize = 8;
 /// least [`MIN_SHARD`] images each; one on a GPU, which runs each operation of the whole batch
 /// at once.
 pub fn default_shards(batch: usize, device: &Device) -> usize {
-    let cpu = matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_));
-    let threads = if cpu { rayon::current_num_threads() } else { 1 };
-    (1..=threads.min(MAX_SHARDS))
+    (1..=cpu_threads(device).min(MAX_SHARDS))
         .rev()
         .find(|&shards| batch.is_multiple_of(shards) && batch / shards >= MIN_SHARD)
         .unwrap_or(1)
+}
+
+/// The threads of the pool on the CPU backend; 1 on a GPU.
+pub fn cpu_threads(device: &Device) -> usize {
+    match device.as_dispatch() {
+        burn::backend::DispatchDevice::Flex(_) => rayon::current_num_threads(),
+        _ => 1,
+    }
 }
 
 /// The positions `start..end` in a global batch of `batch` images of `collective`'s shard.
