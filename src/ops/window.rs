@@ -285,14 +285,21 @@ impl Grid {
     fn crop(&self, full: &[f32], n: usize) -> Vec<f32> {
         let (rows, cols) = self.taps.output;
         let (padded_rows, padded_cols) = self.padded;
-        let mut out = vec![0.0; self.batch * rows * cols * n];
-        out.par_chunks_mut(cols * n)
+        let len = self.batch * rows * cols * n;
+        let mut out = Vec::with_capacity(len);
+        if len == 0 {
+            return out;
+        }
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(cols * n)
             .enumerate()
             .for_each(|(row, out)| {
                 let (b, r) = (row / rows, row % rows);
                 let at = (b * padded_rows + r) * padded_cols * n;
-                out.copy_from_slice(&full[at..at + cols * n]);
+                out.write_copy_of_slice(&full[at..at + cols * n]);
             });
+        // SAFETY: the rows of `cols · n` values cover all `len`, and each was written.
+        unsafe { out.set_len(len) };
         out
     }
 
@@ -379,7 +386,11 @@ impl WindowBackend for Flex {
         let c = grid.channels;
         // Row p of the shifted view reads the gradient at pixels p − kw + 1 … p.
         let spread = grid.spread(grad.storage(), n, kernel_cols - 1);
-        let mut padded = vec![0.0; (grid.pixels() + grid.reach()) * c];
+        let (written, len) = (grid.pixels() * c, (grid.pixels() + grid.reach()) * c);
+        let mut padded = Vec::<f32>::with_capacity(len);
+        // Window row 0's product writes the first `pixels` rows without reading them; the rows
+        // after them, which later window rows add onto, start at zero.
+        padded.spare_capacity_mut()[written..len].fill(std::mem::MaybeUninit::new(0.0));
         for i in 0..kernel_rows {
             let reversed = reversed_row(matrix.storage(), i, kernel_cols, c, n);
             let product = Product {
@@ -393,10 +404,13 @@ impl WindowBackend for Flex {
             };
             // SAFETY: row p of the left factor reads `kw` pixels of `spread` from p on, inside
             // its `kw − 1` leading pixels and `pixels` after them; the output, `pixels` rows of
-            // `c` from padded pixel i·Wp on, lies inside the padded map and its reach.
-            let out = padded[i * grid.padded.1 * c..].as_mut_ptr();
-            unsafe { product.run(out, true) };
+            // `c` from padded pixel i·Wp on, lies inside the padded map and its reach. Window
+            // row 0 writes rows 0..pixels; the later ones add onto rows written or zeroed.
+            let out = padded.spare_capacity_mut()[i * grid.padded.1 * c..].as_mut_ptr();
+            unsafe { product.run(out.cast(), i > 0) };
         }
+        // SAFETY: window row 0 wrote the first `written` values and the rest were zeroed.
+        unsafe { padded.set_len(len) };
         flex_tensor(grid.uncrop(&padded), shape)
     }
 
