@@ -235,21 +235,22 @@ fn dynamic_binarisation_and_the_recipe_resume_exactly() {
 
 #[test]
 fn an_interrupt_saves_a_checkpoint_at_the_current_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = RunDir::new(dir.path());
-    run.create().unwrap();
-    let interrupted = AtomicBool::new(true);
-    let outcome = train(
-        &run,
-        &config(50, 25),
-        data(),
-        false,
-        &Device::flex(),
-        &interrupted,
-    )
-    .unwrap();
-    assert!(matches!(outcome, Outcome::Interrupted { step: 0 }));
-    assert_eq!(run.load_checkpoint(&Device::flex()).unwrap().step, 0);
+    for shards in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        run.create().unwrap();
+        let interrupted = AtomicBool::new(true);
+        let config = RunConfig {
+            shards,
+            ..config(50, 25)
+        };
+        let outcome = train(&run, &config, data(), false, &Device::flex(), &interrupted);
+        assert!(
+            matches!(outcome, Ok(Outcome::Interrupted { step: 0 })),
+            "{shards} shards: {outcome:?}"
+        );
+        assert_eq!(run.load_checkpoint(&Device::flex()).unwrap().step, 0);
+    }
 }
 
 #[test]
@@ -368,4 +369,29 @@ fn a_run_in_two_shards_trains_as_one_and_does_not_depend_on_the_thread_count() {
 
 fn checkpoint_logits_of(run: &RunDir, levels: usize) -> Vec<f32> {
     logits(&run.load_checkpoint(&Device::flex()).unwrap().model, levels)
+}
+
+#[test]
+fn when_the_first_shard_cannot_write_its_log_the_run_stops_with_that_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    run.create().unwrap();
+    // A folder where the per-step losses go: the first shard, which writes the logs, fails to
+    // open it while the second waits for it at the first gradient sum.
+    std::fs::create_dir(dir.path().join("losses.csv")).unwrap();
+    let config = RunConfig {
+        shards: 2,
+        ..config(4, 2)
+    };
+    let outcome = train(
+        &run,
+        &config,
+        data(),
+        false,
+        &Device::flex(),
+        &AtomicBool::new(false),
+    );
+    let error = outcome.expect_err("the log cannot be written").to_string();
+    assert!(error.contains("losses.csv"), "{error}");
+    assert!(!error.contains("another training thread"), "{error}");
 }
