@@ -11,8 +11,8 @@
 //! product whose left factor is a view of the padded map, each of its rows starting `C` values
 //! after the last (overlapping reads). The products are computed at every pixel of the padded
 //! grid, including its `kw − 1` extra columns and `kh − 1` extra rows per image, whose outputs
-//! are dropped; where that waste exceeds a quarter (a few rows, as in the cached sampler), the
-//! composed form runs instead. Backward: the weight gradient of window row `i` is the same view,
+//! are dropped; where the padded grid has over a quarter more pixels than the output (a few
+//! rows, as in the cached sampler), the composed form runs instead. Backward: the weight gradient of window row `i` is the same view,
 //! transposed, times the output gradient on the padded grid; the input gradient of window row
 //! `i` is the output gradient times the row's weights, the taps reversed, over shifted views of
 //! the gradient, added onto the padded map's gradient.
@@ -223,11 +223,11 @@ impl Grid {
         }
     }
 
-    /// Whether the padded grid wastes at most a quarter of its products.
+    /// Whether the padded grid has at most a quarter more pixels than the output.
     fn pays(&self) -> bool {
         let (rows, cols) = self.taps.output;
         let useful = rows * cols;
-        useful > 0 && 4 * self.padded.0 * self.padded.1 <= 5 * useful
+        useful > 0 && self.channels > 0 && 4 * self.padded.0 * self.padded.1 <= 5 * useful
     }
 
     /// Pixels of the padded grid over the whole batch: the rows of every product.
