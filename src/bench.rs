@@ -92,7 +92,8 @@ pub fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, 
     .clamp(0, levels as i64 - 1)
 }
 
-/// `train_step` (forward, backward and Adam update on one batch) and `forward_16`, each with
+/// `train_step` (forward, backward and Adam update on one batch, in `shards` shards as `train
+/// --shards` runs it) and `forward_16`, each with
 /// the rate of arithmetic it reached: the convolutions' [`flop_per_image`] for the forward
 /// pass, and three times that for a training step (the backward pass of a product `X W` is two
 /// products of the same size, `∂L/∂X` and `∂L/∂W`; that the first layer needs no `∂L/∂X` is
