@@ -192,6 +192,28 @@ fn train_eval_and_sample_on_the_gpu() {
     ]));
     let image = image::open(&picture).unwrap();
     assert!(image.width() > 8 && image.height() > 8);
+
+    // The GPU run trained in one shard; shards, which share out a CPU's threads, are refused.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["shards"], 1);
+    let sharded = dir.path().join("sharded");
+    let output = pixelcnn(&[
+        "--device",
+        "wgpu",
+        "train",
+        "--out",
+        sharded.to_str().unwrap(),
+        "--data-dir",
+        data,
+        "--shards",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("on a GPU pass --shards 1"), "{stderr}");
+    assert!(!sharded.exists(), "nothing is written");
 }
 
 #[test]

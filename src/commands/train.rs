@@ -251,6 +251,12 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         }
         config.shards = 1;
     }
+    if config.shards > 1 && !parallel::on_cpu(device) {
+        bail!(
+            "this run trains in {} shards, which share out a CPU's threads; on a GPU pass --shards 1",
+            config.shards
+        );
+    }
     // Every rank has looked at the folder before rank 0 writes to it.
     collective.barrier()?;
     if leader {

@@ -157,11 +157,16 @@ pub fn default_shards(batch: usize, device: &Device) -> usize {
         .unwrap_or(1)
 }
 
+/// Whether `device` is the CPU backend's.
+pub fn on_cpu(device: &Device) -> bool {
+    matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+}
+
 /// The threads of the pool on the CPU backend; 1 on a GPU.
 pub fn cpu_threads(device: &Device) -> usize {
-    match device.as_dispatch() {
-        burn::backend::DispatchDevice::Flex(_) => rayon::current_num_threads(),
-        _ => 1,
+    match on_cpu(device) {
+        true => rayon::current_num_threads(),
+        false => 1,
     }
 }
 
