@@ -78,9 +78,9 @@ fn logits(model: &PixelCnn, levels: usize) -> Vec<f32> {
     model.forward(input).into_data().try_into_vec().unwrap()
 }
 
-/// Logits of the run's checkpointed model on a fixed batch.
-fn checkpoint_logits(run: &RunDir) -> Vec<f32> {
-    logits(&run.load_checkpoint(&Device::flex()).unwrap().model, 4)
+/// Logits of the run's checkpointed model (of `levels` levels) on a fixed batch.
+fn checkpoint_logits(run: &RunDir, levels: usize) -> Vec<f32> {
+    logits(&run.load_checkpoint(&Device::flex()).unwrap().model, levels)
 }
 
 fn train_run(run: &RunDir, config: &RunConfig, resume: bool) -> Outcome {
@@ -177,7 +177,10 @@ fn resuming_continues_exactly_like_an_uninterrupted_run() {
     let outcome = train_run(&resumed, &config(24, 12), true);
     assert!(matches!(outcome, Outcome::Finished { step: 24, .. }));
 
-    assert_eq!(checkpoint_logits(&straight), checkpoint_logits(&resumed));
+    assert_eq!(
+        checkpoint_logits(&straight, 4),
+        checkpoint_logits(&resumed, 4)
+    );
     assert_eq!(metrics(&straight), metrics(&resumed));
 }
 
@@ -333,8 +336,7 @@ fn a_run_in_two_shards_trains_as_one_and_does_not_depend_on_the_thread_count() {
     for (&(step, a), &(_, b)) in one_losses.iter().zip(&two_losses) {
         assert!((a - b).abs() <= 1e-5 * a.abs(), "step {step}: {a} vs {b}");
     }
-    let device = Device::flex();
-    let [a, b] = [&one, &two].map(|run| logits(&run.load_checkpoint(&device).unwrap().model, 2));
+    let [a, b] = [&one, &two].map(|run| checkpoint_logits(run, 2));
     let largest = a
         .iter()
         .zip(&b)
@@ -348,7 +350,7 @@ fn a_run_in_two_shards_trains_as_one_and_does_not_depend_on_the_thread_count() {
     for threads in [1, 3] {
         let (_dir, run) = train_in_pool(&sharded, threads);
         assert_eq!(read_losses(&run).unwrap(), two_losses, "{threads} threads");
-        assert_eq!(checkpoint_logits_of(&run, 2), b, "{threads} threads");
+        assert_eq!(checkpoint_logits(&run, 2), b, "{threads} threads");
     }
 
     // A sharded run resumes exactly.
@@ -365,10 +367,6 @@ fn a_run_in_two_shards_trains_as_one_and_does_not_depend_on_the_thread_count() {
     train_run(&resumed, &sharded, true);
     assert_eq!(read_losses(&resumed).unwrap(), two_losses);
     assert_eq!(metrics(&resumed), metrics(&two));
-}
-
-fn checkpoint_logits_of(run: &RunDir, levels: usize) -> Vec<f32> {
-    logits(&run.load_checkpoint(&Device::flex()).unwrap().model, levels)
 }
 
 #[test]
