@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Binarization, DataError, DataSource, Dataset, FolderOptions};
 use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
+use crate::precision::Precision;
 use crate::recipe::Recipe;
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
@@ -75,6 +76,9 @@ pub struct RunConfig {
     /// ([`crate::parallel::in_threads`]); runs from before shards have 1.
     #[serde(default = "one_shard")]
     pub shards: usize,
+    /// The precision of the matrix products ([`crate::precision`]); runs from before have f32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 fn one_shard() -> usize {

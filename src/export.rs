@@ -124,6 +124,7 @@ mod tests {
             binarization: None,
             recipe: Default::default(),
             shards: 1,
+            precision: Default::default(),
         }
     }
 

@@ -39,6 +39,7 @@ mod ops;
 pub mod parallel;
 pub mod picture;
 pub mod plot;
+pub mod precision;
 pub mod pretrained;
 pub mod quiet_panic;
 pub mod random;

@@ -27,6 +27,7 @@ use crate::model::{
 use crate::parallel::{self, Collective, ParallelError, Single};
 use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
+use crate::precision::{self, Precision};
 use crate::random;
 use crate::recipe::{average, clipping};
 use crate::run_log::{IntervalLoss, LogError, LossLog, Metrics, append_metrics, roll_back};
@@ -65,6 +66,8 @@ pub enum TrainError {
     /// The processes of a data-parallel run cannot share the batch.
     #[error(transparent)]
     Parallel(#[from] ParallelError),
+    #[error(transparent)]
+    Precision(#[from] precision::Unsupported),
 }
 
 /// How a call to [`train`] ended.
@@ -155,6 +158,7 @@ pub fn train_on(
     interrupt: &AtomicBool,
     collective: &dyn Collective,
 ) -> Result<Outcome, TrainError> {
+    precision::set(config.precision)?;
     let batch_size = config.batch_size.min(train_set.len());
     let shard = parallel::shard(batch_size, collective)?;
     let leader = collective.rank() == 0;
@@ -357,6 +361,11 @@ fn describe(config: &RunConfig, model: &PixelCnn, train_set: &ImageSet, validati
         train_set.height,
         train_set.width,
     );
+    if config.precision == Precision::Bf16 {
+        eprintln!(
+            "precision: bf16 operands and f32 sums in the products at least 64 deep and 64 wide, f32 elsewhere"
+        );
+    }
 }
 
 /// The validation score, the validation images split across the ranks and their sums reduced.

@@ -1726,3 +1726,47 @@ fn shards_default_to_the_threads_are_kept_on_resume_and_must_divide_the_batch() 
         assert!(!message.contains("panicked"), "{message}");
     }
 }
+
+fn stored_precision(run: &Path) -> String {
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    config["precision"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn precision_is_kept_in_the_run_and_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let run = dir.path().join("run");
+    let bf16 = ["--precision", "bf16", "--steps", "2"];
+    let output = train_in_threads(&data, &run, "2", &bf16);
+    if !pixelcnn::precision::bf16_available() {
+        assert!(!output.status.success());
+        assert!(stderr(&output).contains("needs a processor with AVX-512 BF16"));
+        return;
+    }
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("precision: bf16 operands"));
+    assert_eq!(stored_precision(&run), "bf16");
+    let output = train_in_threads(&data, &run, "2", &["--steps", "4", "--resume"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stored_precision(&run), "bf16");
+    let f32 = ["--precision", "f32", "--steps", "6", "--resume"];
+    let output = train_in_threads(&data, &run, "2", &f32);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("precision:"));
+    assert_eq!(stored_precision(&run), "f32");
+    // A new run is f32 unless asked; other precisions are refused.
+    let output = train_in_threads(&data, &dir.path().join("new"), "2", &["--steps", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stored_precision(&dir.path().join("new")), "f32");
+    let output = train_in_threads(&data, &dir.path().join("bad"), "2", &["--precision", "f16"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--precision"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -177,6 +177,7 @@ fn toy_config(spatial: bool) -> RunConfig {
         binarization: None,
         recipe: Default::default(),
         shards: 1,
+        precision: Default::default(),
     }
 }
 

@@ -6,35 +6,13 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
-use common::context_free_bits;
+use common::{context_free_bits, small_mnist};
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
-use pixelcnn::data::{Binarization, DataSource, ImageSet};
+use pixelcnn::data::{Binarization, ImageSet};
 use pixelcnn::model::{PixelCnn, PixelCnnConfig};
 use pixelcnn::recipe::Recipe;
 use pixelcnn::run_log::{IntervalLoss, Metrics, read_losses};
 use pixelcnn::train::{Outcome, train};
-
-/// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
-fn small_mnist(count: usize) -> ImageSet {
-    let (train, _) = DataSource::Embedded.training(None).unwrap();
-    let mut pixels = Vec::with_capacity(count * 196);
-    for index in 0..count {
-        let image = train.image(index);
-        for y in 0..14 {
-            for x in 0..14 {
-                pixels.push(image[2 * y * 28 + 2 * x]);
-            }
-        }
-    }
-    ImageSet {
-        channels: 1,
-        height: 14,
-        width: 14,
-        pixels,
-        labels: None,
-        embeddings: None,
-    }
-}
 
 fn data() -> (ImageSet, ImageSet) {
     small_mnist(600).split_tail(100)
@@ -60,6 +38,7 @@ fn config(steps: usize, interval: usize) -> RunConfig {
         binarization: None,
         recipe: Default::default(),
         shards: 1,
+        precision: Default::default(),
     }
 }
 
@@ -327,6 +306,7 @@ fn train_in_pool(config: &RunConfig, threads: usize) -> (tempfile::TempDir, RunD
 fn a_run_in_two_shards_trains_as_one_and_does_not_depend_on_the_thread_count() {
     let sharded = RunConfig {
         shards: 2,
+        precision: Default::default(),
         ..binarised_config(20, 10)
     };
     let (_one_dir, one) = train_in_pool(&binarised_config(20, 10), 2);
@@ -379,6 +359,7 @@ fn when_the_first_shard_cannot_write_its_log_the_run_stops_with_that_error() {
     std::fs::create_dir(dir.path().join("losses.csv")).unwrap();
     let config = RunConfig {
         shards: 2,
+        precision: Default::default(),
         ..config(4, 2)
     };
     let outcome = train(

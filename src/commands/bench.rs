@@ -7,6 +7,7 @@ use pixelcnn::bench::{
 };
 use pixelcnn::checkpoint::MAX_SHARDS;
 use pixelcnn::parallel;
+use pixelcnn::precision::{self, Precision};
 
 use super::values::between;
 
@@ -23,6 +24,9 @@ pub(crate) struct BenchArgs {
     /// would for the config's batch].
     #[arg(long, value_parser = between(1, MAX_SHARDS))]
     shards: Option<usize>,
+    /// Precision of the matrix products, as `train --precision` [default: f32].
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
     /// Print one JSON line per figure.
     #[arg(long)]
     json: bool,
@@ -35,6 +39,7 @@ pub(crate) fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<
     let configs = args
         .config
         .map_or(vec![BenchConfig::S, BenchConfig::P], |c| vec![c]);
+    precision::set(args.precision)?;
     let gemm = args.sampling.then(|| gemm_flops(device));
     for config in configs {
         let figures = if let Some(gemm) = gemm {

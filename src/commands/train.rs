@@ -12,6 +12,7 @@ use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
 use pixelcnn::parallel;
+use pixelcnn::precision::Precision;
 use pixelcnn::recipe::{NEW_RUN, Recipe};
 use pixelcnn::train::{Outcome, train, train_on};
 
@@ -69,6 +70,11 @@ pub(crate) struct TrainArgs {
     /// GPU or under mpirun; with --resume, the run's].
     #[arg(long, value_parser = between(1, MAX_SHARDS))]
     shards: Option<usize>,
+    /// Precision of the matrix products: f32, or bf16 operands with f32 accumulation on a
+    /// processor with AVX-512 BF16 (faster for models with 64 or more channels; README,
+    /// "Speed") [default: f32; with --resume, the run's].
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     #[command(flatten)]
     recipe: RecipeArgs,
 }
@@ -552,6 +558,10 @@ pub(crate) fn run_config(
             .shards
             .or(stored.map(|s| s.shards))
             .unwrap_or_else(|| parallel::default_shards(batch_size.min(train_set.len()), device)),
+        precision: args
+            .precision
+            .or(stored.map(|s| s.precision))
+            .unwrap_or_default(),
     };
     // The checks a stored config.json gets, such as the ceiling on the model's size.
     config.validate().map_err(anyhow::Error::msg)?;

@@ -353,6 +353,13 @@ impl Product {
     /// # Safety
     /// As [`multiply`], with `k > 0`.
     unsafe fn write(&self, out: *mut f32, accumulate: bool, parallel: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::precision::current() == crate::precision::Precision::Bf16
+            && super::bf16::pays(self)
+        {
+            // SAFETY: as for this function; `precision::set` checked the processor.
+            return unsafe { super::bf16::write(self, out, accumulate, parallel) };
+        }
         let Product { m, k, n, .. } = *self;
         let (lhs_rows, lhs_cols) = self.lhs_strides;
         let (rhs_rows, rhs_cols) = self.rhs_strides;

@@ -7,6 +7,8 @@
 //! CPU, checked against plain burn code by its unit tests and, as a whole, by the model's parity
 //! tests against an independent reference of Figure 2.
 
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 pub(crate) mod channels_last;
 pub(crate) mod columns;
 pub(crate) mod gate;
@@ -14,6 +16,14 @@ pub(crate) mod matmul;
 pub(crate) mod softmax_nll;
 mod vector_exp;
 pub(crate) mod window;
+
+/// Whether this processor can run the products with bf16 operands ([`crate::precision`]).
+pub(crate) fn bf16_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return bf16::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 /// A contiguous f32 tensor of the CPU backend, for the fused operations.
 pub(crate) fn flex_tensor(

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pixelcnn::data::ImageSet;
+use pixelcnn::data::{DataSource, ImageSet};
 
 /// Training flags of a tiny, quick run: 4 steps of batch 8, 2 layers of 4 channels.
 pub const TINY: &[&str] = &[
@@ -143,4 +143,26 @@ pub fn context_free_bits(train: &ImageSet, eval: &ImageSet, levels: usize) -> f6
         .filter(|&(_, &seen)| seen > 0)
         .map(|(&fitted, &seen)| -(seen as f64 / eval_total) * (fitted as f64 / train_total).log2())
         .sum()
+}
+
+/// The first `count` embedded MNIST images, downsampled to 14×14 to keep the tests fast.
+pub fn small_mnist(count: usize) -> ImageSet {
+    let (train, _) = DataSource::Embedded.training(None).unwrap();
+    let mut pixels = Vec::with_capacity(count * 196);
+    for index in 0..count {
+        let image = train.image(index);
+        for y in 0..14 {
+            for x in 0..14 {
+                pixels.push(image[2 * y * 28 + 2 * x]);
+            }
+        }
+    }
+    ImageSet {
+        channels: 1,
+        height: 14,
+        width: 14,
+        pixels,
+        labels: None,
+        embeddings: None,
+    }
 }
