@@ -166,6 +166,7 @@ struct Layout {
 ///
 /// # Safety
 /// The rows and the contraction range must lie inside the left factor's view.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pack_lhs(
     product: &Product,
     rows: std::ops::Range<usize>,
@@ -232,6 +233,7 @@ unsafe fn pack_lhs(
 ///
 /// # Safety
 /// The block must lie inside the right factor's view.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pack_rhs(product: &Product, start: usize, depth: usize) -> Vec<u32> {
     let pairs = depth.div_ceil(2);
     let n = product.n;
