@@ -13,7 +13,7 @@ use crate::checkpoint::new_optimizer;
 use crate::loss::mean_nll;
 use crate::model::{PixelCnn, PixelCnnConfig};
 use crate::ops::matmul::matmul;
-use crate::parallel::{self, Collective, ParallelError, Single, in_threads};
+use crate::parallel::{self, Collective, ParallelError, Single, forward_in_shards, in_threads};
 use crate::random;
 use crate::sample::{Sampler, SamplingOptions, sample};
 
@@ -92,35 +92,46 @@ pub fn random_levels(batch: usize, levels: usize, device: &Device) -> Tensor<4, 
     .clamp(0, levels as i64 - 1)
 }
 
-/// `train_step` (forward, backward and Adam update on one batch, in `shards` shards as `train
-/// --shards` runs it) and `forward_16`, each with
+/// Images of the `forward_16` figure.
+pub const FORWARD_BATCH: usize = 16;
+
+/// `train_step` (forward, backward and Adam update on one batch, in `train_shards` shards as
+/// `train --shards` runs it) and `forward_16` (the logits of [`FORWARD_BATCH`] images in
+/// `forward_shards` shards, [`parallel::forward_in_shards`]), each with
 /// the rate of arithmetic it reached: the convolutions' [`flop_per_image`] for the forward
 /// pass, and three times that for a training step (the backward pass of a product `X W` is two
 /// products of the same size, `∂L/∂X` and `∂L/∂W`; that the first layer needs no `∂L/∂X` is
 /// left out).
 pub fn model_figures(
     config: BenchConfig,
-    shards: usize,
+    (train_shards, forward_shards): (usize, usize),
     device: &Device,
 ) -> Result<Vec<Figure>, ParallelError> {
     let (model_config, batch) = config.model();
-    let train_step = match shards {
+    let train_step = match train_shards {
         1 => train_step_ms(&model_config, batch, &Single, device)?,
-        _ => in_threads(shards, |rank| {
+        _ => in_threads(train_shards, |rank| {
             train_step_ms(&model_config, batch, rank, device)
         })?
         .swap_remove(0)?,
     };
     let model = model_config.init_seeded(device, 0);
-    let input = random_levels(16, model_config.levels, device);
+    let input = random_levels(FORWARD_BATCH, model_config.levels, device);
+    let mut parted = None;
     let forward_16 = median_ms(WARM_UP, REPEATS, || {
-        model.forward(input.clone()).sum().into_scalar::<f32>();
+        match forward_in_shards(&model, input.clone(), None, forward_shards) {
+            Ok(logits) => _ = logits.sum().into_scalar::<f32>(),
+            Err(error) => _ = parted.get_or_insert(error),
+        }
     });
+    if let Some(error) = parted {
+        return Err(error);
+    }
     let flop = flop_per_image(&model, SIDE, SIDE);
     let gflop_per_s = |images: usize, ms: f64| images as f64 * flop / (ms * 1e6);
     Ok(vec![
         figure(config, "train_step", train_step, "ms"),
-        figure(config, "train_step_shards", shards as f64, "shards"),
+        figure(config, "train_step_shards", train_shards as f64, "shards"),
         figure(
             config,
             "train_step_gflop_per_s",
@@ -128,6 +139,7 @@ pub fn model_figures(
             "GFLOP/s",
         ),
         figure(config, "forward_16", forward_16, "ms"),
+        figure(config, "forward_16_shards", forward_shards as f64, "shards"),
         figure(
             config,
             "forward_16_gflop_per_s",

@@ -3,7 +3,7 @@
 use burn::prelude::Device;
 use clap::Args;
 use pixelcnn::bench::{
-    BenchConfig, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
+    BenchConfig, FORWARD_BATCH, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
 };
 use pixelcnn::checkpoint::MAX_SHARDS;
 use pixelcnn::parallel;
@@ -20,8 +20,8 @@ pub(crate) struct BenchArgs {
     /// the arithmetic limit, instead of training and inference.
     #[arg(long)]
     sampling: bool,
-    /// Train in this many shards side by side, as `train --shards` does [default: as `train`
-    /// would for the config's batch].
+    /// Train, and compute the forward pass of 16 images, in this many shards side by side, as
+    /// `train --shards` does [default: as `train` would for each batch].
     #[arg(long, value_parser = between(1, MAX_SHARDS))]
     shards: Option<usize>,
     /// Precision of the matrix products, as `train --precision` [default: f32].
@@ -50,10 +50,11 @@ pub(crate) fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<
             figures
         } else {
             let batch = config.model().1;
-            let shards = args
-                .shards
-                .unwrap_or_else(|| parallel::default_shards(batch, device));
-            model_figures(config, shards, device)?
+            let shards = |batch| {
+                args.shards
+                    .unwrap_or_else(|| parallel::default_shards(batch, device))
+            };
+            model_figures(config, (shards(batch), shards(FORWARD_BATCH)), device)?
         };
         for figure in figures {
             if args.json {

@@ -10,7 +10,11 @@
 //! Measured on config S and P (README, "Speed"): a step in two shards of one thread each takes
 //! 0.77–0.86× the time of one shard on both threads.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use super::{Collective, ParallelError};
 
@@ -108,6 +112,46 @@ fn sum_in_rank_order(values: &[Vec<f32>]) -> Vec<f32> {
     total
 }
 
+/// Each rank's share of threads, and the pools built for them.
+type KeptPools = (Vec<usize>, Rc<Vec<ThreadPool>>);
+
+thread_local! {
+    /// The pools of this thread's last [`in_threads`], with each one's threads, kept for its
+    /// next call with the same shares: building pools starts and stops threads, about a
+    /// millisecond a call, which a forward pass in shards would pay every time. (Pools are not
+    /// shared between calling threads: a rank waiting for its partners holds its pool's
+    /// thread, so two calls sharing pools could each wait for the other.)
+    static POOLS: RefCell<Option<KeptPools>> = const { RefCell::new(None) };
+}
+
+/// One pool per rank with its share of the current pool's threads (at least one), reused from
+/// this thread's last call when the shares are the same.
+fn pools(ranks: usize) -> Result<Rc<Vec<ThreadPool>>, ParallelError> {
+    let threads = rayon::current_num_threads();
+    let shares: Vec<usize> = (0..ranks)
+        .map(|rank| (threads / ranks + usize::from(rank < threads % ranks)).max(1))
+        .collect();
+    POOLS.with_borrow_mut(|cached| {
+        if let Some((kept, pools)) = cached
+            && *kept == shares
+        {
+            return Ok(pools.clone());
+        }
+        let pools = shares
+            .iter()
+            .map(|&share| {
+                ThreadPoolBuilder::new()
+                    .num_threads(share)
+                    .build()
+                    .map_err(|e| ParallelError::Threads(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pools = Rc::new(pools);
+        *cached = Some((shares, pools.clone()));
+        Ok(pools)
+    })
+}
+
 /// Runs `work` as `ranks` ranks, each on its own thread inside its own rayon pool with its
 /// share of the current pool's threads (at least one), and returns their results by rank. A
 /// panic on any rank is raised again here once every rank has stopped.
@@ -115,16 +159,7 @@ pub fn in_threads<T: Send>(
     ranks: usize,
     work: impl Fn(&ThreadRank) -> T + Sync,
 ) -> Result<Vec<T>, ParallelError> {
-    let threads = rayon::current_num_threads();
-    let pools = (0..ranks)
-        .map(|rank| {
-            let share = threads / ranks + usize::from(rank < threads % ranks);
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(share.max(1))
-                .build()
-                .map_err(|e| ParallelError::Threads(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let pools = pools(ranks)?;
     let meeting = Arc::new(Meeting {
         ranks,
         state: Mutex::new(Round {
