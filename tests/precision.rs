@@ -23,13 +23,13 @@ fn data() -> (ImageSet, ImageSet) {
     small_mnist(600).split_tail(100)
 }
 
-/// A model wide enough (32 channels: products 64 wide and 64 to 192 deep) that its stacks'
-/// products run in bf16.
+/// A model wide enough (64 channels: products 64 to 128 wide and 64 to 384 deep) that its
+/// stacks' products, forward and backward, run in bf16.
 fn config(steps: usize, precision: Precision) -> RunConfig {
     RunConfig {
         model: PixelCnnConfig::new(4)
             .with_layers(3)
-            .with_channels(32)
+            .with_channels(64)
             .with_head_channels(8),
         batch_size: 16,
         learning_rate: 3e-3,

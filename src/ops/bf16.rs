@@ -15,7 +15,12 @@
 //! bf16 pairs of each column as one 32-bit value; the left factor is packed [`MC`] rows at a
 //! time (one parallel task each) as bf16 pairs along the contraction, and a micro-kernel
 //! multiplies [`MR`] packed rows by one panel into a tile of `MR × NR` f32 accumulators held in
-//! registers, one pair of the left factor broadcast against a panel row per instruction.
+//! registers, one pair of the left factor broadcast against a panel row per instruction. The
+//! left factors of a window convolution ([`super::window`]) are overlapping rows of one map,
+//! which would be rounded once per row of the window's taps: that map is instead rounded as it
+//! is copied onto its padded grid ([`rounded_zeros`], [`round_into`]) and the tiles read their
+//! rows there ([`write_rounded`]). (Rounding it in a pass of its own was slower than rounding
+//! the rows again while packing them, which reads them from the cache.)
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -84,6 +89,61 @@ fn pair(first: f32, second: f32) -> u32 {
 /// # Safety
 /// As [`Product::run`], with `k > 0`; [`available`] must be true.
 pub(super) unsafe fn write(product: &Product, out: *mut f32, accumulate: bool, parallel: bool) {
+    // SAFETY: as for this function.
+    unsafe { run(product, Left::Packed, out, accumulate, parallel) };
+}
+
+/// Zeros for `pixels` pixels of `row` values (`row` even) as bf16 pairs, and after them enough
+/// for the last tile of a product whose rows start a pixel apart ([`write_rounded`]); a map is
+/// rounded into it with [`round_into`].
+pub(super) fn rounded_zeros(pixels: usize, row: usize) -> Vec<u32> {
+    assert!(row.is_multiple_of(2));
+    vec![0; (pixels + MR + 1) * row / 2]
+}
+
+/// `from` (an even number of values) rounded to bf16 pairs into `into`.
+pub(super) fn round_into(from: &[f32], into: &mut [u32]) {
+    assert!(from.len().is_multiple_of(2) && into.len() == from.len() / 2);
+    // SAFETY: `from` holds `2 · into.len()` values; `available` was checked by whoever chose
+    // bf16 ([`super::matmul::Product::in_bf16`]).
+    unsafe { convert_run(from.as_ptr(), from.len(), into) };
+}
+
+/// [`write`] for a product whose left factor was rounded beforehand: row `i`'s pairs start at
+/// `rounded[i · stride]` (a map in [`rounded_zeros`], rows a pixel apart). The product's own
+/// left factor is not read.
+///
+/// # Safety
+/// As [`write`]; the depth must be even and `rounded` must hold the pairs of `M` rows and the
+/// zeros that [`rounded_zeros`] adds after them.
+pub(super) unsafe fn write_rounded(
+    product: &Product,
+    (rounded, stride): (&[u32], usize),
+    out: *mut f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let Product { m, k, .. } = *product;
+    assert!(k.is_multiple_of(2) && rounded.len() >= (m + MR - 1) * stride + k / 2);
+    let left = Left::Rounded { rounded, stride };
+    // SAFETY: as for this function.
+    unsafe { run(product, left, out, accumulate, parallel) };
+}
+
+/// Where the tiles' rows of the left factor come from.
+#[derive(Clone, Copy)]
+enum Left<'a> {
+    /// The product's own f32 view, rounded and packed per block of rows.
+    Packed,
+    /// Rows rounded beforehand: row `i`'s pairs from `rounded[i · stride]`.
+    Rounded { rounded: &'a [u32], stride: usize },
+}
+
+/// [`write`] with the left factor from `left`.
+///
+/// # Safety
+/// As [`write`] and [`write_rounded`].
+unsafe fn run(product: &Product, left: Left, out: *mut f32, accumulate: bool, parallel: bool) {
     let Product { m, k, .. } = *product;
     let out = Output(out);
     for start in (0..k).step_by(KC) {
@@ -95,7 +155,7 @@ pub(super) unsafe fn write(product: &Product, out: *mut f32, accumulate: bool, p
             let rows = block * MC..m.min((block + 1) * MC);
             // SAFETY: the rows and the block lie inside the views; each task writes its own
             // rows of the output.
-            unsafe { multiply_block(product, &panels, rows, start, depth, out, add) };
+            unsafe { multiply_block(product, left, &panels, (rows, start, depth), out, add) };
         };
         if parallel {
             (0..m.div_ceil(MC)).into_par_iter().for_each(task);
@@ -126,22 +186,33 @@ unsafe impl Sync for Output {}
 /// As [`write`], for rows inside `0..M`.
 unsafe fn multiply_block(
     product: &Product,
+    left: Left,
     panels: &[u32],
-    rows: std::ops::Range<usize>,
-    start: usize,
-    depth: usize,
+    (rows, start, depth): (std::ops::Range<usize>, usize, usize),
     out: Output,
     add: bool,
 ) {
     let pairs = depth.div_ceil(2);
     PACKED_LHS.with_borrow_mut(|packed| {
-        // SAFETY: as for this function.
-        let layout = unsafe { pack_lhs(product, rows.clone(), start, depth, packed) };
+        let (lhs, layout): (&[u32], _) = match left {
+            Left::Packed => {
+                // SAFETY: as for this function.
+                let layout = unsafe { pack_lhs(product, rows.clone(), start, depth, packed) };
+                (packed, layout)
+            }
+            Left::Rounded { rounded, stride } => {
+                let layout = Layout {
+                    row: stride,
+                    pair: 1,
+                };
+                (&rounded[rows.start * stride + start / 2..], layout)
+            }
+        };
         for (panel, column) in (0..product.n).step_by(NR).enumerate() {
             let columns = NR.min(product.n - column);
             let rhs = &panels[panel * pairs * NR..(panel + 1) * pairs * NR];
             for (tile, row) in rows.clone().step_by(MR).enumerate() {
-                let lhs = &packed[tile * MR * pairs..(tile + 1) * MR * pairs];
+                let lhs = &lhs[layout.tile(tile, pairs)..];
                 let c = out.0.wrapping_add(row * product.n + column);
                 let shape = (MR.min(rows.end - row), columns, product.n);
                 // SAFETY: the tile's rows and columns lie inside the `[M, N]` output.
@@ -157,6 +228,16 @@ unsafe fn multiply_block(
 struct Layout {
     row: usize,
     pair: usize,
+}
+
+impl Layout {
+    /// Where tile `tile` (of rows with `pairs` pairs each) starts.
+    fn tile(self, tile: usize, pairs: usize) -> usize {
+        match self.pair {
+            1 => tile * MR * self.row,
+            _ => tile * MR * pairs,
+        }
+    }
 }
 
 /// Packs rows `rows` of the left factor, contraction `start .. start + depth`, into `packed`:
@@ -358,8 +439,8 @@ unsafe fn interleave(first: *const f32, second: Option<*const f32>, count: usize
 /// `shape = (rows, columns, stride)`.
 ///
 /// # Safety
-/// `c` must address the tile's `rows × columns` values, initialised if `add`; `lhs` and `rhs`
-/// must hold `MR · pairs` and `pairs · NR` values.
+/// `c` must address the tile's `rows × columns` values, initialised if `add`. (`lhs` and `rhs`
+/// are checked to hold the tile's rows and panel.)
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile_product(
     pairs: usize,
@@ -370,6 +451,8 @@ unsafe fn tile_product(
     shape: (usize, usize, usize),
     add: bool,
 ) {
+    assert!(pairs == 0 || lhs.len() > (MR - 1) * layout.row + (pairs - 1) * layout.pair);
+    assert!(rhs.len() >= pairs * NR);
     let (rows, columns, stride) = shape;
     let mut sums = [[_mm512_setzero_ps(); 2]; MR];
     let (a, b) = (lhs.as_ptr(), rhs.as_ptr());
@@ -570,6 +653,40 @@ mod tests {
         // SAFETY: one block of 32 values in, 16 pairs out; `available` was checked.
         unsafe { convert_blocks(block.as_ptr(), 1, vector.as_mut_ptr()) };
         assert_eq!(&vector[..4], &pairs);
+    }
+
+    #[test]
+    fn rows_rounded_once_give_the_same_products_as_rows_packed_per_product() {
+        if !here() {
+            return;
+        }
+        // Overlapping rows as in a window convolution: 40 values a pixel, 28 pixels a row (a
+        // depth of 1,120, three blocks), each row starting one pixel after the last; the left
+        // factor starts 3 pixels in.
+        let (c, taps, m, n, offset) = (40, 28, 37, 45, 3 * 40);
+        let map = values((m + taps + 3) * c, 6);
+        let rhs = values(taps * c * n, 7);
+        let product = Product {
+            m,
+            k: taps * c,
+            n,
+            lhs: map[offset..].as_ptr(),
+            lhs_strides: (c as isize, 1),
+            rhs: rhs.as_ptr(),
+            rhs_strides: (n as isize, 1),
+        };
+        let mut rounded = rounded_zeros(m + taps + 3, c);
+        round_into(&map, &mut rounded[..map.len() / 2]);
+        for accumulate in [false, true] {
+            let (mut packed, mut once) = (vec![0.5; m * n], vec![0.5; m * n]);
+            // SAFETY: the views lie inside `map` and `rhs`; `rounded` is the map, rounded.
+            unsafe {
+                write(&product, packed.as_mut_ptr(), accumulate, true);
+                let left = (&rounded[offset / 2..], c / 2);
+                write_rounded(&product, left, once.as_mut_ptr(), accumulate, true);
+            }
+            assert_eq!(packed, once);
+        }
     }
 
     #[test]

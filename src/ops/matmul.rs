@@ -341,10 +341,24 @@ impl Product {
             // SAFETY: as for this function.
             unsafe { self.split_depth(out, accumulate) };
         } else {
-            let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK;
             // SAFETY: as for this function.
-            unsafe { self.write(out, accumulate, parallel) };
+            unsafe { self.write(out, accumulate, self.parallel()) };
         }
+    }
+
+    /// Whether the product is large enough for all threads.
+    pub(super) fn parallel(&self) -> bool {
+        self.m.saturating_mul(self.n).saturating_mul(self.k) >= PARALLEL_WORK
+    }
+
+    /// Whether the product runs with bf16 operands: `--precision bf16` on a processor with
+    /// AVX-512 BF16, and the product large enough to gain ([`super::bf16`]).
+    pub(super) fn in_bf16(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return crate::precision::current() == crate::precision::Precision::Bf16
+            && super::bf16::pays(self);
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     /// Writes the product into the contiguous `[M, N]` matrix at `out`, or adds it there if
@@ -354,9 +368,7 @@ impl Product {
     /// As [`multiply`], with `k > 0`.
     unsafe fn write(&self, out: *mut f32, accumulate: bool, parallel: bool) {
         #[cfg(target_arch = "x86_64")]
-        if crate::precision::current() == crate::precision::Precision::Bf16
-            && super::bf16::pays(self)
-        {
+        if self.in_bf16() {
             // SAFETY: as for this function; `precision::set` checked the processor.
             return unsafe { super::bf16::write(self, out, accumulate, parallel) };
         }

@@ -15,7 +15,9 @@
 //! rows, as in the cached sampler), the composed form runs instead. Backward: the weight gradient of window row `i` is the same view,
 //! transposed, times the output gradient on the padded grid; the input gradient of window row
 //! `i` is the output gradient times the row's weights, the taps reversed, over shifted views of
-//! the gradient, added onto the padded map's gradient.
+//! the gradient, added onto the padded map's gradient. With `--precision bf16` the padded input
+//! and the spread gradient are rounded to bf16 as they are copied, and the products read them
+//! there ([`super::bf16`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -28,6 +30,8 @@ use burn::prelude::*;
 use burn::tensor::{DType, Shape};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::bf16;
 use super::columns::{ColumnsBackend, Taps};
 use super::flex_tensor;
 use super::matmul::{MatmulBackend, Product, bias_rows, first_element, strides};
@@ -244,19 +248,39 @@ impl Grid {
     /// The input copied onto the padded grid, zero outside the map, with [`Grid::reach`]
     /// pixels of zeros after it for the last pixels' taps.
     fn pad(&self, x: &[f32]) -> Vec<f32> {
+        let zeros = vec![0.0; (self.pixels() + self.reach()) * self.channels];
+        self.pad_into(x, zeros, 1, |from, into| into.copy_from_slice(from))
+    }
+
+    /// [`Grid::pad`] rounded to bf16 pairs, as the products read it when they run in bf16.
+    #[cfg(target_arch = "x86_64")]
+    fn pad_rounded(&self, x: &[f32]) -> Vec<u32> {
+        let zeros = bf16::rounded_zeros(self.pixels() + self.reach(), self.channels);
+        self.pad_into(x, zeros, 2, bf16::round_into)
+    }
+
+    /// The input copied by `copy` onto the padded grid in `padded` (zeros), each element of
+    /// which holds `per` values.
+    fn pad_into<T: Send>(
+        &self,
+        x: &[f32],
+        mut padded: Vec<T>,
+        per: usize,
+        copy: impl Fn(&[f32], &mut [T]) + Sync,
+    ) -> Vec<T> {
         let (rows, cols) = self.padded;
         let c = self.channels;
-        let mut padded = vec![0.0; (self.pixels() + self.reach()) * c];
         let (first, end, source) = Taps::valid(self.taps.offset.1, 0, cols, self.width);
-        padded[..self.pixels() * c]
-            .par_chunks_mut(cols * c)
+        padded[..self.pixels() * c / per]
+            .par_chunks_mut(cols * c / per)
             .enumerate()
             .for_each(|(row, out)| {
                 let (b, r) = (row / rows, row % rows);
                 let h = r as isize + self.taps.offset.0;
                 if (0..self.height as isize).contains(&h) && end > first {
                     let at = ((b * self.height + h as usize) * self.width + source) * c;
-                    out[first * c..end * c].copy_from_slice(&x[at..at + (end - first) * c]);
+                    let from = &x[at..at + (end - first) * c];
+                    copy(from, &mut out[first * c / per..end * c / per]);
                 }
             });
         padded
@@ -265,17 +289,39 @@ impl Grid {
     /// The output gradient `[B, rows, cols, N]` on the padded grid, zero at the dropped
     /// pixels, after `lead` pixels of zeros.
     fn spread(&self, grad: &[f32], n: usize, lead: usize) -> Vec<f32> {
+        let zeros = vec![0.0; (lead + self.pixels()) * n];
+        self.spread_into(grad, n, lead, (zeros, 1), |from, into| {
+            into.copy_from_slice(from)
+        })
+    }
+
+    /// [`Grid::spread`] rounded to bf16 pairs, as the products read it when they run in bf16.
+    #[cfg(target_arch = "x86_64")]
+    fn spread_rounded(&self, grad: &[f32], n: usize, lead: usize) -> Vec<u32> {
+        let zeros = bf16::rounded_zeros(lead + self.pixels(), n);
+        self.spread_into(grad, n, lead, (zeros, 2), bf16::round_into)
+    }
+
+    /// The output gradient copied by `copy` onto the padded grid in `spread` (zeros), each
+    /// element of which holds `per` values, after `lead` pixels.
+    fn spread_into<T: Send>(
+        &self,
+        grad: &[f32],
+        n: usize,
+        lead: usize,
+        (mut spread, per): (Vec<T>, usize),
+        copy: impl Fn(&[f32], &mut [T]) + Sync,
+    ) -> Vec<T> {
         let (rows, cols) = self.taps.output;
         let (padded_rows, padded_cols) = self.padded;
-        let mut spread = vec![0.0; (lead + self.pixels()) * n];
-        spread[lead * n..]
-            .par_chunks_mut(padded_cols * n)
+        spread[lead * n / per..(lead + self.pixels()) * n / per]
+            .par_chunks_mut(padded_cols * n / per)
             .enumerate()
             .for_each(|(row, out)| {
                 let (b, r) = (row / padded_rows, row % padded_rows);
                 if r < rows {
                     let at = (b * rows + r) * cols * n;
-                    out[..cols * n].copy_from_slice(&grad[at..at + cols * n]);
+                    copy(&grad[at..at + cols * n], &mut out[..cols * n / per]);
                 }
             });
         spread
@@ -344,26 +390,31 @@ impl WindowBackend for Flex {
         let x = x.to_contiguous();
         let n = matrix.layout().shape()[1];
         let bias = bias.to_contiguous();
-        let padded = grid.pad(x.storage());
         let mut full = bias_rows(bias.storage(), grid.pixels());
         let (kernel_rows, kernel_cols) = taps.kernel;
         let (rhs_rows, rhs_cols) = strides(&matrix);
         let c = grid.channels;
+        // Window row i: its taps' rows of `matrix` times the padded map from pixel i·Wp on.
+        let product = |i: usize| Product {
+            m: grid.pixels(),
+            k: kernel_cols * c,
+            n,
+            lhs: std::ptr::null(),
+            lhs_strides: (c as isize, 1),
+            rhs: first_element(&matrix).wrapping_offset((i * kernel_cols * c) as isize * rhs_rows),
+            rhs_strides: (rhs_rows, rhs_cols),
+        };
+        let padded = match rounds(&product(0), c) {
+            #[cfg(target_arch = "x86_64")]
+            true => Map::Rounded(grid.pad_rounded(x.storage())),
+            _ => Map::F32(grid.pad(x.storage())),
+        };
         for i in 0..kernel_rows {
-            let product = Product {
-                m: grid.pixels(),
-                k: kernel_cols * c,
-                n,
-                lhs: padded[i * grid.padded.1 * c..].as_ptr(),
-                lhs_strides: (c as isize, 1),
-                rhs: first_element(&matrix)
-                    .wrapping_offset((i * kernel_cols * c) as isize * rhs_rows),
-                rhs_strides: (rhs_rows, rhs_cols),
-            };
+            let rows = (i * grid.padded.1 * c, c);
             // SAFETY: row p of the left factor reads padded pixels p + i·Wp … p + i·Wp + kw − 1,
             // inside the padded map and its `reach` pixels of zeros; the right factor is rows
             // of `matrix`; `full` holds `pixels × n` initialised values.
-            unsafe { product.run(full.as_mut_ptr(), true) };
+            unsafe { padded.multiply(product(i), rows, full.as_mut_ptr(), true) };
         }
         let (rows, cols) = taps.output;
         flex_tensor(grid.crop(&full, n), Shape::new([grid.batch, rows, cols, n]))
@@ -385,7 +436,21 @@ impl WindowBackend for Flex {
         let (kernel_rows, kernel_cols) = taps.kernel;
         let c = grid.channels;
         // Row p of the shifted view reads the gradient at pixels p − kw + 1 … p.
-        let spread = grid.spread(grad.storage(), n, kernel_cols - 1);
+        let product = |reversed: &[f32]| Product {
+            m: grid.pixels(),
+            k: kernel_cols * n,
+            n: c,
+            lhs: std::ptr::null(),
+            lhs_strides: (n as isize, 1),
+            rhs: reversed.as_ptr(),
+            rhs_strides: (c as isize, 1),
+        };
+        let lead = kernel_cols - 1;
+        let spread = match rounds(&product(&[]), n) {
+            #[cfg(target_arch = "x86_64")]
+            true => Map::Rounded(grid.spread_rounded(grad.storage(), n, lead)),
+            _ => Map::F32(grid.spread(grad.storage(), n, lead)),
+        };
         let (written, len) = (grid.pixels() * c, (grid.pixels() + grid.reach()) * c);
         let mut padded = Vec::<f32>::with_capacity(len);
         // Window row 0's product writes the first `pixels` rows without reading them; the rows
@@ -393,21 +458,12 @@ impl WindowBackend for Flex {
         padded.spare_capacity_mut()[written..len].fill(std::mem::MaybeUninit::new(0.0));
         for i in 0..kernel_rows {
             let reversed = reversed_row(matrix.storage(), i, kernel_cols, c, n);
-            let product = Product {
-                m: grid.pixels(),
-                k: kernel_cols * n,
-                n: c,
-                lhs: spread.as_ptr(),
-                lhs_strides: (n as isize, 1),
-                rhs: reversed.as_ptr(),
-                rhs_strides: (c as isize, 1),
-            };
             // SAFETY: row p of the left factor reads `kw` pixels of `spread` from p on, inside
             // its `kw − 1` leading pixels and `pixels` after them; the output, `pixels` rows of
             // `c` from padded pixel i·Wp on, lies inside the padded map and its reach. Window
             // row 0 writes rows 0..pixels; the later ones add onto rows written or zeroed.
             let out = padded.spare_capacity_mut()[i * grid.padded.1 * c..].as_mut_ptr();
-            unsafe { product.run(out.cast(), i > 0) };
+            unsafe { spread.multiply(product(&reversed), (0, n), out.cast(), i > 0) };
         }
         // SAFETY: window row 0 wrote the first `written` values and the rest were zeroed.
         unsafe { padded.set_len(len) };
@@ -443,6 +499,55 @@ impl WindowBackend for Flex {
         }
         flex_tensor(gradient, Shape::new([kernel_rows * kernel_cols * c, n]))
     }
+}
+
+/// A map whose overlapping rows are the left factors of a window's products: f32, or, when
+/// they run in bf16, rounded to bf16 pairs as it was copied (once, instead of in each
+/// product's packing of its rows, which would round every value `kw` times).
+enum Map {
+    F32(Vec<f32>),
+    #[cfg(target_arch = "x86_64")]
+    Rounded(Vec<u32>),
+}
+
+impl Map {
+    /// `product` with the map's rows from value `start` on, `row` values (a pixel) apart, as its
+    /// left factor, written into `out` or added there if `accumulate`.
+    ///
+    /// # Safety
+    /// As [`Product::run`], for the product's rows inside the map (and, rounded, the zeros
+    /// after it).
+    unsafe fn multiply(
+        &self,
+        product: Product,
+        (start, row): (usize, usize),
+        out: *mut f32,
+        accumulate: bool,
+    ) {
+        match self {
+            Map::F32(values) => {
+                let product = Product {
+                    lhs: values[start..].as_ptr(),
+                    lhs_strides: (row as isize, 1),
+                    ..product
+                };
+                // SAFETY: as for this function.
+                unsafe { product.run(out, accumulate) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Map::Rounded(pairs) => {
+                let left = (&pairs[start / 2..], row / 2);
+                // SAFETY: as for this function; the map was rounded with its zeros after it.
+                unsafe { bf16::write_rounded(&product, left, out, accumulate, product.parallel()) }
+            }
+        }
+    }
+}
+
+/// Whether a window's products like `product`, over a map of `row` values a pixel, read it
+/// rounded to bf16 ([`Map::Rounded`]).
+fn rounds(product: &Product, row: usize) -> bool {
+    product.in_bf16() && row.is_multiple_of(2) && product.k.is_multiple_of(2)
 }
 
 /// The weights of window row `i` (`matrix` `[kh·kw·C, N]`) for the input gradient: `[kw·N, C]`,
@@ -534,6 +639,35 @@ mod tests {
                 ours.assert_approx_eq::<f32>(theirs, Tolerance::absolute(1e-3));
             }
         }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn maps_rounded_as_they_are_copied_equal_the_copies_rounded() {
+        if !crate::precision::bf16_available() {
+            let required = std::env::var_os("PIXELCNN_REQUIRE_BF16");
+            assert!(required.is_none(), "this processor lacks AVX-512 BF16");
+            return;
+        }
+        let (shape, n) = (Shape::new([2, 5, 6, 4]), 6);
+        let taps = Taps {
+            kernel: (2, 3),
+            offset: (-2, -1),
+            output: (6, 6),
+        };
+        let grid = Grid::new(&shape, taps);
+        let x: Vec<f32> = (0..shape.num_elements())
+            .map(|v| v as f32 * 0.37 - 9.0)
+            .collect();
+        let grad: Vec<f32> = (0..2 * 6 * 6 * n).map(|v| 5.0 - v as f32 * 0.11).collect();
+        let rounded = |values: Vec<f32>, row: usize| {
+            let mut pairs = bf16::rounded_zeros(values.len() / row, row);
+            bf16::round_into(&values, &mut pairs[..values.len() / 2]);
+            pairs
+        };
+        assert_eq!(grid.pad_rounded(&x), rounded(grid.pad(&x), 4));
+        let spread = grid.spread(&grad, n, 2);
+        assert_eq!(grid.spread_rounded(&grad, n, 2), rounded(spread, n));
     }
 
     #[test]
