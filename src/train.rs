@@ -363,7 +363,7 @@ fn describe(config: &RunConfig, model: &PixelCnn, train_set: &ImageSet, validati
     );
     if config.precision == Precision::Bf16 {
         eprintln!(
-            "precision: bf16 operands and f32 sums in the products at least 64 deep and 64 wide, f32 elsewhere"
+            "precision: bf16 operands and f32 sums in the products at least 32 deep and 32 wide, f32 elsewhere"
         );
     }
 }

@@ -71,7 +71,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = between(1, MAX_SHARDS))]
     shards: Option<usize>,
     /// Precision of the matrix products: f32, or bf16 operands with f32 accumulation on a
-    /// processor with AVX-512 BF16 (faster for models with 64 or more channels; README,
+    /// processor with AVX-512 BF16 (faster for models of 16 channels and more; README,
     /// "Speed") [default: f32; with --resume, the run's].
     #[arg(long, value_enum)]
     precision: Option<Precision>,

@@ -49,14 +49,17 @@ pub(super) fn available() -> bool {
     })
 }
 
-/// The shortest inner dimension and output width (columns) of a product that runs in bf16:
-/// smaller products (all of config S's, the head's) spend more on packing than the faster
-/// multiply saves, and stay f32 (README, "Speed").
-const MIN_SIDE: usize = 64;
+/// The shortest inner dimension and output width (columns) of a product that runs in bf16.
+const MIN_SIDE: usize = 32;
+/// The fewest rows of a product that runs in bf16.
+const MIN_ROWS: usize = 64;
 
-/// Whether `product` is large enough to run in bf16 ([`MIN_SIDE`]).
+/// Whether `product` is large enough to run in bf16: at least [`MIN_SIDE`] deep and wide and
+/// [`MIN_ROWS`] long. Smaller products — the first layer's, the last layer of the head's, the
+/// weight gradients of narrow layers (few rows against a contraction over every pixel) — spend
+/// more on packing than the faster multiply saves, and stay f32 (README, "Speed").
 pub(super) fn pays(product: &Product) -> bool {
-    product.k >= MIN_SIDE && product.n >= MIN_SIDE
+    product.k >= MIN_SIDE && product.n >= MIN_SIDE && product.m >= MIN_ROWS
 }
 
 /// `x` rounded to bf16 (to nearest, ties to even; NaN stays NaN, subnormals become zero), as
