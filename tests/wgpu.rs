@@ -214,6 +214,24 @@ fn train_eval_and_sample_on_the_gpu() {
     assert!(!output.status.success());
     assert!(stderr.contains("on a GPU pass --shards 1"), "{stderr}");
     assert!(!sharded.exists(), "nothing is written");
+
+    // So is the CPU's mixed precision.
+    let mixed = dir.path().join("mixed");
+    let output = pixelcnn(&[
+        "--device",
+        "wgpu",
+        "train",
+        "--out",
+        mixed.to_str().unwrap(),
+        "--data-dir",
+        data,
+        "--precision",
+        "bf16",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("pass --precision f32"), "{stderr}");
+    assert!(!mixed.exists(), "nothing is written");
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub(crate) fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<
     let configs = args
         .config
         .map_or(vec![BenchConfig::S, BenchConfig::P], |c| vec![c]);
+    if args.precision == Precision::Bf16 && !parallel::on_cpu(device) {
+        anyhow::bail!("--precision bf16 is the CPU's mixed precision; a GPU computes in f32");
+    }
     precision::set(args.precision)?;
     let gemm = args.sampling.then(|| gemm_flops(device));
     for config in configs {

@@ -263,6 +263,11 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
             config.shards
         );
     }
+    if config.precision == Precision::Bf16 && !parallel::on_cpu(device) {
+        bail!(
+            "--precision bf16 is the CPU's mixed precision; a GPU computes in f32: pass --precision f32"
+        );
+    }
     // Every rank has looked at the folder before rank 0 writes to it.
     collective.barrier()?;
     if leader {
