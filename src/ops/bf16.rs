@@ -107,8 +107,8 @@ pub(super) fn rounded_zeros(pixels: usize, row: usize) -> Vec<u32> {
 /// `from` (an even number of values) rounded to bf16 pairs into `into`.
 pub(super) fn round_into(from: &[f32], into: &mut [u32]) {
     assert!(from.len().is_multiple_of(2) && into.len() == from.len() / 2);
-    // SAFETY: `from` holds `2 · into.len()` values; `available` was checked by whoever chose
-    // bf16 ([`super::matmul::Product::in_bf16`]).
+    assert!(available(), "bf16 rounding needs AVX-512 BF16");
+    // SAFETY: `from` holds `2 · into.len()` values, and the processor has the instructions.
     unsafe { convert_run(from.as_ptr(), from.len(), into) };
 }
 
