@@ -9,43 +9,22 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
-use common::{context_free_bits, small_mnist};
+use common::{context_free_bits, data, small_config};
 use pixelcnn::checkpoint::{RunConfig, RunDir};
-use pixelcnn::data::ImageSet;
-use pixelcnn::model::PixelCnnConfig;
 use pixelcnn::precision::{self, Precision};
 use pixelcnn::train::{Outcome, TrainError, train};
 
 /// One test at a time: each sets the process-wide precision.
 static TURN: Mutex<()> = Mutex::new(());
 
-fn data() -> (ImageSet, ImageSet) {
-    small_mnist(600).split_tail(100)
-}
-
 /// A model wide enough (64 channels: products 64 to 128 wide and 64 to 384 deep) that its
 /// stacks' products, forward and backward, run in bf16.
 fn config(steps: usize, precision: Precision) -> RunConfig {
+    let small = small_config(steps, 20);
     RunConfig {
-        model: PixelCnnConfig::new(4)
-            .with_layers(3)
-            .with_channels(64)
-            .with_head_channels(8),
-        batch_size: 16,
-        learning_rate: 3e-3,
-        seed: 1,
-        steps,
-        interval: 20,
-        dataset: Default::default(),
-        data_dir: None,
-        image_size: None,
-        condition_file: None,
-        image_height: 14,
-        image_width: 14,
-        binarization: None,
-        recipe: Default::default(),
-        shards: 1,
+        model: small.model.with_channels(64),
         precision,
+        ..small
     }
 }
 

@@ -6,41 +6,13 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
-use common::{context_free_bits, small_mnist};
+use common::{context_free_bits, data, small_config as config};
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
-use pixelcnn::data::{Binarization, ImageSet};
-use pixelcnn::model::{PixelCnn, PixelCnnConfig};
+use pixelcnn::data::Binarization;
+use pixelcnn::model::PixelCnn;
 use pixelcnn::recipe::Recipe;
 use pixelcnn::run_log::{IntervalLoss, Metrics, read_losses};
 use pixelcnn::train::{Outcome, train};
-
-fn data() -> (ImageSet, ImageSet) {
-    small_mnist(600).split_tail(100)
-}
-
-fn config(steps: usize, interval: usize) -> RunConfig {
-    RunConfig {
-        model: PixelCnnConfig::new(4)
-            .with_layers(3)
-            .with_channels(8)
-            .with_head_channels(8),
-        batch_size: 16,
-        learning_rate: 3e-3,
-        seed: 1,
-        steps,
-        interval,
-        dataset: Default::default(),
-        data_dir: None,
-        image_size: None,
-        condition_file: None,
-        image_height: 14,
-        image_width: 14,
-        binarization: None,
-        recipe: Default::default(),
-        shards: 1,
-        precision: Default::default(),
-    }
-}
 
 fn metrics(run: &RunDir) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.metrics_path())

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::{DataSource, ImageSet};
+use pixelcnn::model::PixelCnnConfig;
 
 /// Training flags of a tiny, quick run: 4 steps of batch 8, 2 layers of 4 channels.
 pub const TINY: &[&str] = &[
@@ -164,5 +166,35 @@ pub fn small_mnist(count: usize) -> ImageSet {
         pixels,
         labels: None,
         embeddings: None,
+    }
+}
+
+/// 500 training and 100 validation images of [`small_mnist`].
+pub fn data() -> (ImageSet, ImageSet) {
+    small_mnist(600).split_tail(100)
+}
+
+/// A run of a small model (3 layers of 8 channels) on [`data`].
+pub fn small_config(steps: usize, interval: usize) -> RunConfig {
+    RunConfig {
+        model: PixelCnnConfig::new(4)
+            .with_layers(3)
+            .with_channels(8)
+            .with_head_channels(8),
+        batch_size: 16,
+        learning_rate: 3e-3,
+        seed: 1,
+        steps,
+        interval,
+        dataset: Default::default(),
+        data_dir: None,
+        image_size: None,
+        condition_file: None,
+        image_height: 14,
+        image_width: 14,
+        binarization: None,
+        recipe: Default::default(),
+        shards: 1,
+        precision: Default::default(),
     }
 }
