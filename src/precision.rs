@@ -6,8 +6,8 @@
 //! the weights, their gradients, the optimiser's state, the gates and the likelihood stay f32.
 //! The setting is process-wide, like PyTorch's `set_float32_matmul_precision`: `pixelcnn
 //! train` and `pixelcnn bench` set it from their `--precision` (and refuse bf16 on a GPU, whose
-//! backends compute in f32 and ignore it). The
-//! kernel and why it pays are in the module that computes the products (README, "Speed").
+//! backends compute in f32 and ignore it). The kernel and why it pays are in the module that
+//! computes the products (README, "Speed").
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
