@@ -193,45 +193,33 @@ fn train_eval_and_sample_on_the_gpu() {
     let image = image::open(&picture).unwrap();
     assert!(image.width() > 8 && image.height() > 8);
 
-    // The GPU run trained in one shard; shards, which share out a CPU's threads, are refused.
+    // The GPU run trained in one shard; shards, which share out a CPU's threads, are refused,
+    // and so is the CPU's mixed precision.
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run/config.json")).unwrap())
             .unwrap();
     assert_eq!(config["shards"], 1);
-    let sharded = dir.path().join("sharded");
-    let output = pixelcnn(&[
-        "--device",
-        "wgpu",
-        "train",
-        "--out",
-        sharded.to_str().unwrap(),
-        "--data-dir",
-        data,
-        "--shards",
-        "2",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(stderr.contains("on a GPU pass --shards 1"), "{stderr}");
-    assert!(!sharded.exists(), "nothing is written");
-
-    // So is the CPU's mixed precision.
-    let mixed = dir.path().join("mixed");
-    let output = pixelcnn(&[
-        "--device",
-        "wgpu",
-        "train",
-        "--out",
-        mixed.to_str().unwrap(),
-        "--data-dir",
-        data,
-        "--precision",
-        "bf16",
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(stderr.contains("pass --precision f32"), "{stderr}");
-    assert!(!mixed.exists(), "nothing is written");
+    for (flag, value, needle) in [
+        ("--shards", "2", "on a GPU pass --shards 1"),
+        ("--precision", "bf16", "pass --precision f32"),
+    ] {
+        let refused = dir.path().join("refused");
+        let out = refused.to_str().unwrap();
+        let args = [
+            "--device",
+            "wgpu",
+            "train",
+            "--out",
+            out,
+            "--data-dir",
+            data,
+        ];
+        let output = pixelcnn(&[&args[..], &[flag, value]].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains(needle), "{flag} {value}: {stderr}");
+        assert!(!refused.exists(), "nothing is written");
+    }
 }
 
 #[test]
