@@ -1671,10 +1671,9 @@ fn train_in_threads(data: &Path, run: &Path, threads: &str, args: &[&str]) -> Ou
         .unwrap()
 }
 
-fn stored_shards(run: &Path) -> u64 {
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
-    config["shards"].as_u64().unwrap()
+/// The run's `config.json`.
+fn stored_config(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -1693,17 +1692,17 @@ fn shards_default_to_the_threads_are_kept_on_resume_and_must_divide_the_batch() 
         "{}",
         stderr(&output)
     );
-    assert_eq!(stored_shards(&run("two")), 2);
+    assert_eq!(stored_config(&run("two"))["shards"], 2);
     let output = train_in_threads(&data, &run("one"), "1", &["--steps", "2"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stderr(&output).contains("data-parallel"));
-    assert_eq!(stored_shards(&run("one")), 1);
+    assert_eq!(stored_config(&run("one"))["shards"], 1);
 
     // Resuming keeps the run's shards, whatever the threads; --shards changes them.
     let resume = ["--steps", "4", "--resume"];
     let output = train_in_threads(&data, &run("two"), "1", &resume);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stored_shards(&run("two")), 2);
+    assert_eq!(stored_config(&run("two"))["shards"], 2);
     let output = train_in_threads(
         &data,
         &run("one"),
@@ -1712,7 +1711,7 @@ fn shards_default_to_the_threads_are_kept_on_resume_and_must_divide_the_batch() 
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("data-parallel: 4 threads, 4 images each per step"));
-    assert_eq!(stored_shards(&run("one")), 4);
+    assert_eq!(stored_config(&run("one"))["shards"], 4);
 
     for (shards, needle) in [
         ("3", "a batch of 16 images cannot be split into 3 shards"),
@@ -1725,12 +1724,6 @@ fn shards_default_to_the_threads_are_kept_on_resume_and_must_divide_the_batch() 
         assert!(message.contains(needle), "--shards {shards}: {message}");
         assert!(!message.contains("panicked"), "{message}");
     }
-}
-
-fn stored_precision(run: &Path) -> String {
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
-    config["precision"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -1749,19 +1742,19 @@ fn precision_is_kept_in_the_run_and_on_resume() {
     }
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("precision: bf16 operands"));
-    assert_eq!(stored_precision(&run), "bf16");
+    assert_eq!(stored_config(&run)["precision"], "bf16");
     let output = train_in_threads(&data, &run, "2", &["--steps", "4", "--resume"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stored_precision(&run), "bf16");
+    assert_eq!(stored_config(&run)["precision"], "bf16");
     let f32 = ["--precision", "f32", "--steps", "6", "--resume"];
     let output = train_in_threads(&data, &run, "2", &f32);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stderr(&output).contains("precision:"));
-    assert_eq!(stored_precision(&run), "f32");
+    assert_eq!(stored_config(&run)["precision"], "f32");
     // A new run is f32 unless asked; other precisions are refused.
     let output = train_in_threads(&data, &dir.path().join("new"), "2", &["--steps", "2"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stored_precision(&dir.path().join("new")), "f32");
+    assert_eq!(stored_config(&dir.path().join("new"))["precision"], "f32");
     let output = train_in_threads(&data, &dir.path().join("bad"), "2", &["--precision", "f16"]);
     assert!(!output.status.success());
     assert!(
