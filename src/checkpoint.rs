@@ -79,6 +79,16 @@ pub struct RunConfig {
     /// The precision of the matrix products ([`crate::precision`]); runs from before have f32.
     #[serde(default)]
     pub precision: Precision,
+    /// The trained run a new run started from (`train --init-from`, [`crate::recipe::grow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
+}
+
+/// Where a run's first weights came from: the run folder `run` at its step `step`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    pub run: PathBuf,
+    pub step: usize,
 }
 
 fn one_shard() -> usize {

@@ -35,11 +35,13 @@ pub enum ExportError {
 }
 
 /// The weights of `model`, trained as `config` says, as the bytes of a safetensors file. The
-/// paths of the machine it was trained on (`data_dir`, `condition_file`) are left out.
+/// paths of the machine it was trained on (`data_dir`, `condition_file`, `init_from`) are left
+/// out.
 pub fn to_safetensors(model: &PixelCnn, config: &RunConfig) -> Result<Vec<u8>, ExportError> {
     let portable = RunConfig {
         data_dir: None,
         condition_file: None,
+        init_from: None,
         ..config.clone()
     };
     let json = serde_json::to_string(&portable).expect("run config serialises");
@@ -125,6 +127,7 @@ mod tests {
             recipe: Default::default(),
             shards: 1,
             precision: Default::default(),
+            init_from: None,
         }
     }
 

@@ -29,7 +29,7 @@ use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
 use crate::precision::{self, Precision};
 use crate::random;
-use crate::recipe::{average, clipping};
+use crate::recipe::{average, clipping, grow};
 use crate::run_log::{IntervalLoss, LogError, LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 
@@ -68,6 +68,9 @@ pub enum TrainError {
     Parallel(#[from] ParallelError),
     #[error(transparent)]
     Precision(#[from] precision::Unsupported),
+    /// The run this one starts from (`init_from`) cannot give it its first weights.
+    #[error("cannot start from the run given: {0}")]
+    InitFrom(String),
 }
 
 /// How a call to [`train`] ended.
@@ -179,8 +182,12 @@ pub fn train_on(
             checkpoint.optimizer,
         )
     } else {
-        let model = config.model.init_seeded(&training_device, config.seed);
-        (0, model, None, new_optimizer())
+        (
+            0,
+            initial_model(config, &training_device)?,
+            None,
+            new_optimizer(),
+        )
     };
     // A run that asks for an average and has none yet starts it from the current weights.
     let mut average = config
@@ -320,6 +327,26 @@ pub fn train_on(
         timing.report();
     }
     Ok(Outcome::Finished { step, last })
+}
+
+/// A new run's weights: drawn from its seed or, for a run that starts from another, grown from
+/// that run's ([`grow`]).
+fn initial_model(config: &RunConfig, device: &Device) -> Result<PixelCnn, TrainError> {
+    let fresh = config.model.init_seeded(device, config.seed);
+    let Some(from) = &config.init_from else {
+        return Ok(fresh);
+    };
+    let source = RunDir::new(&from.run).load_checkpoint(device)?;
+    if source.step != from.step {
+        return Err(TrainError::InitFrom(format!(
+            "{} is at step {}, no longer at the step {} this run starts from",
+            from.run.display(),
+            source.step,
+            from.step
+        )));
+    }
+    grow::check_growable(&source.config, &config.model).map_err(TrainError::InitFrom)?;
+    Ok(grow::grow(source.into_inference_model(), fresh))
 }
 
 /// Where the time of a data-parallel run's steps went.

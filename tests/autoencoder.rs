@@ -148,6 +148,7 @@ fn the_mse_autoencoder_reconstructs_clearly_better_than_the_mean_image() {
         recipe: Default::default(),
         shards: 1,
         precision: Default::default(),
+        init_from: None,
     };
     let (train_set, validation) = (squares(160), squares(32));
     let baseline = mean_image_mse(&train_set, &validation, 4);

@@ -1763,3 +1763,105 @@ fn precision_is_kept_in_the_run_and_on_resume() {
         stderr(&output)
     );
 }
+
+/// The validation bits/dim of a run's last interval.
+fn last_validation(run: &Path) -> f64 {
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    last["val_bits_per_dim"].as_f64().unwrap()
+}
+
+#[test]
+fn a_run_grown_from_another_starts_at_its_likelihood_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let run = |name: &str| dir.path().join(name);
+    let train = |name: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+            .args(["train", "--out", run(name).to_str().unwrap()])
+            .args(["--data-dir", data.to_str().unwrap(), "--batch-size", "16"])
+            .args(args)
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let source = [
+        "--binarize",
+        "--layers",
+        "2",
+        "--channels",
+        "4",
+        "--steps",
+        "30",
+    ];
+    let output = train("source", &[&source[..], &["--interval", "30"]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let trained = last_validation(&run("source"));
+
+    // Two more layers, and a rate too small to move the weights in its one step: the grown run
+    // validates as its source does, where a fresh 4-layer model is far off.
+    let source_dir = run("source");
+    let init = ["--init-from", source_dir.to_str().unwrap()];
+    let still = [
+        "--layers",
+        "4",
+        "--steps",
+        "1",
+        "--interval",
+        "1",
+        "--lr",
+        "1e-12",
+    ];
+    for (name, start) in [("grown", &init[..]), ("fresh", &["--binarize"][..])] {
+        let output = train(name, &[start, &still[..]].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let (grown, fresh) = (
+        last_validation(&run("grown")),
+        last_validation(&run("fresh")),
+    );
+    assert!((grown - trained).abs() < 1e-5, "{grown} vs {trained}");
+    assert!((fresh - trained).abs() > 0.03, "{fresh} vs {trained}");
+
+    // The model's other flags and the binarisation come from the source; its step is recorded.
+    let config = stored_config(&run("grown"));
+    assert_eq!(config["model"]["layers"], 4);
+    assert_eq!(config["model"]["channels"], 4);
+    assert_eq!(config["binarization"], "dynamic");
+    assert_eq!(config["init_from"]["step"], 30);
+    let output = train("grown", &["--steps", "2", "--resume"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stored_config(&run("grown"))["init_from"]["step"], 30);
+
+    let missing = run("missing");
+    for (flags, needle) in [
+        (&["--channels", "8"][..], "channels 8 (the source has 4)"),
+        (
+            &["--layers", "1"][..],
+            "the source has 2 layers, more than the 1",
+        ),
+        (&["--arch", "pixelcnn"][..], "only a Gated PixelCNN"),
+        (&["--resume"][..], "cannot be used with"),
+        (
+            &["--init-from", missing.to_str().unwrap()][..],
+            "no checkpoint to start from",
+        ),
+    ] {
+        let start = if flags[0] == "--init-from" {
+            &[][..]
+        } else {
+            &init[..]
+        };
+        let output = train("bad", &[start, flags].concat());
+        let message = stderr(&output);
+        assert!(!output.status.success(), "{flags:?} succeeded");
+        assert!(message.contains(needle), "{flags:?}: {message}");
+        assert!(!message.contains("panicked"), "{message}");
+    }
+    assert!(
+        !run("bad").join("config.json").exists(),
+        "nothing is written"
+    );
+}

@@ -178,6 +178,7 @@ fn toy_config(spatial: bool) -> RunConfig {
         recipe: Default::default(),
         shards: 1,
         precision: Default::default(),
+        init_from: None,
     }
 }
 

@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::{Args, ValueEnum};
-use pixelcnn::checkpoint::{MAX_SHARDS, RunConfig, RunDir};
+use pixelcnn::checkpoint::{InitFrom, MAX_SHARDS, RunConfig, RunDir};
 use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
 use pixelcnn::parallel;
 use pixelcnn::precision::Precision;
+use pixelcnn::recipe::grow::check_growable;
 use pixelcnn::recipe::{NEW_RUN, Recipe};
 use pixelcnn::train::{Outcome, train, train_on};
 
@@ -44,6 +45,12 @@ pub(crate) struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start from the weights of the trained run in this folder (its moving average where it
+    /// keeps one), and deeper than it where --layers asks for more layers: the new layers start
+    /// by adding nothing, so the run begins at that run's likelihood (README, "Growing a
+    /// model"). Every model flag left out, and --binarize, takes that run's value.
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
     /// Optimisation steps [default: 400].
@@ -231,6 +238,11 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         }
         None
     };
+    let source = args
+        .init_from
+        .as_deref()
+        .map(|path| Source::read(path, device))
+        .transpose()?;
     let data = DataChoice::new(&args, stored.as_ref())?;
     let condition_file = args
         .model
@@ -243,7 +255,10 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         .context("cannot load the training data")?;
     let mut config = run_config(
         &args,
-        stored.as_ref(),
+        Stored {
+            run: stored.as_ref(),
+            source: source.as_ref(),
+        },
         data,
         condition_file,
         &sets.0,
@@ -306,6 +321,45 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// The trained run `--init-from` names.
+pub(crate) struct Source {
+    path: PathBuf,
+    /// Its settings, with the model its checkpoint holds.
+    config: RunConfig,
+    /// The step of its checkpoint.
+    step: usize,
+}
+
+impl Source {
+    fn read(path: &std::path::Path, device: &Device) -> anyhow::Result<Self> {
+        let run = RunDir::new(path);
+        if !run.has_checkpoint() {
+            bail!(
+                "--init-from {}: no checkpoint to start from",
+                path.display()
+            );
+        }
+        let checkpoint = run.load_checkpoint(device)?;
+        let config = RunConfig {
+            model: checkpoint.config,
+            ..run.read_config()?
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            config,
+            step: checkpoint.step,
+        })
+    }
+}
+
+/// What a run's settings fall back on before the defaults: the run itself when resuming, the
+/// run it starts from (`--init-from`) for a new one.
+#[derive(Clone, Copy)]
+pub(crate) struct Stored<'a> {
+    run: Option<&'a RunConfig>,
+    source: Option<&'a Source>,
 }
 
 /// The data a run trains on: from the flags, or from the stored run when resuming.
@@ -402,32 +456,46 @@ pub(crate) fn conditioning(
     }
 }
 
-/// A new run's model: the flags given, over [`model_defaults`].
+/// A new run's model: the flags given, over the model of the run it starts from, if any, else
+/// over [`model_defaults`].
 fn new_model(
     m: &ModelArgs,
     levels: Option<usize>,
     train_set: &ImageSet,
+    source: Option<&Source>,
 ) -> anyhow::Result<PixelCnnConfig> {
-    let mut model = model_defaults()
-        .with_input_channels(train_set.channels)
-        .with_conditioning(conditioning(m.conditional, train_set)?)
-        .with_latent(latent(m, train_set));
+    let mut model = match source {
+        Some(source) => source.config.model.clone(),
+        None => model_defaults()
+            .with_input_channels(train_set.channels)
+            .with_conditioning(conditioning(m.conditional, train_set)?)
+            .with_latent(latent(m, train_set)),
+    };
     model.levels = levels.unwrap_or(model.levels);
     model.arch = m.arch.unwrap_or(model.arch);
     model.layers = m.layers.unwrap_or(model.layers);
     model.channels = m.channels.unwrap_or(model.channels);
-    model.spatial = (m.condition_map == Some(ConditionMap::Deconv)).then_some(SpatialMap {
-        channels: model.channels,
-        height: train_set.height,
-        width: train_set.width,
-    });
+    if let Some(map) = m.condition_map {
+        model.spatial = (map == ConditionMap::Deconv).then_some(SpatialMap {
+            channels: model.channels,
+            height: train_set.height,
+            width: train_set.width,
+        });
+    }
+    if let Some(source) = source {
+        check_growable(&source.config.model, &model)
+            .map_err(|e| anyhow::anyhow!("--init-from {}: {e}", source.path.display()))?;
+    }
     Ok(model)
 }
 
 /// The run's settings: the flags given, over the stored config when resuming, over defaults.
 pub(crate) fn run_config(
     args: &TrainArgs,
-    stored: Option<&RunConfig>,
+    Stored {
+        run: stored,
+        source,
+    }: Stored,
     data: DataChoice,
     condition_file: Option<PathBuf>,
     train_set: &ImageSet,
@@ -505,7 +573,7 @@ pub(crate) fn run_config(
             }
             s.clone()
         }
-        None => new_model(m, levels, train_set)?,
+        None => new_model(m, levels, train_set, source)?,
     };
     model.validate().map_err(anyhow::Error::msg)?;
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
@@ -526,7 +594,10 @@ pub(crate) fn run_config(
                 .map_or("none (K-level intensities)".to_string(), |b| b.describe())
         ),
         Some(s) => s.binarization,
-        None => m.binarize,
+        None => m.binarize.or_else(|| {
+            let source = source.filter(|_| m.levels.is_none())?;
+            source.config.binarization
+        }),
     };
     if let Some(s) = stored {
         if s.seed != seed || s.batch_size != batch_size {
@@ -567,6 +638,13 @@ pub(crate) fn run_config(
             .precision
             .or(stored.map(|s| s.precision))
             .unwrap_or_default(),
+        init_from: match stored {
+            Some(s) => s.init_from.clone(),
+            None => source.map(|s| InitFrom {
+                run: s.path.clone(),
+                step: s.step,
+            }),
+        },
     };
     // The checks a stored config.json gets, such as the ceiling on the model's size.
     config.validate().map_err(anyhow::Error::msg)?;

@@ -8,9 +8,12 @@
 //! clipping, not the schedule.
 //!
 //! Every part is a function of the step number alone, so a resumed run continues exactly.
+//! [`grow`] is the one part that acts before the first step: a new run's weights taken from a
+//! trained run, deeper than it (`train --init-from`).
 
 pub mod average;
 pub mod clipping;
+pub mod grow;
 
 use serde::{Deserialize, Serialize};
 

@@ -196,5 +196,6 @@ pub fn small_config(steps: usize, interval: usize) -> RunConfig {
         recipe: Default::default(),
         shards: 1,
         precision: Default::default(),
+        init_from: None,
     }
 }
