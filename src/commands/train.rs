@@ -47,8 +47,8 @@ pub(crate) struct TrainArgs {
     resume: bool,
     /// Start from the weights of the trained run in this folder (its moving average where it
     /// keeps one), and deeper than it where --layers asks for more layers: the new layers start
-    /// by adding nothing, so the run begins at that run's likelihood (README, "Growing a
-    /// model"). Every model flag left out, and --binarize, takes that run's value.
+    /// by adding nothing, so the run begins at that run's likelihood (README, `train`). Every
+    /// model flag left out, and --binarize unless --levels is given, takes that run's value.
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
     #[command(flatten)]

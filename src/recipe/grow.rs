@@ -1,7 +1,7 @@
 //! Starting a run from a trained Gated PixelCNN, deeper than it (`train --init-from RUN_DIR`).
 //!
-//! The paper trains every model from random weights (arXiv 1606.05328, Section 3); this is a
-//! departure for a machine of few cores. A deeper model trained from scratch spends again the
+//! The paper's models (arXiv 1606.05328, Section 3) are each trained on their own; starting one
+//! from another is a departure, for a machine of few cores. A deeper model trained from scratch spends again the
 //! CPU-hours its shallower predecessor already spent to reach its likelihood; grown from it, the
 //! run starts at that likelihood and buys only what the new layers add: capacity, and a
 //! vertical receptive field one row taller per layer. README, "Binarised MNIST", gives the
