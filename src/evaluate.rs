@@ -23,6 +23,19 @@ pub struct Likelihood {
     pub bits_per_dim: f64,
 }
 
+impl Likelihood {
+    /// The mean of per-image NLLs `nats` (as [`image_nll`] gives them) of images of `dims`
+    /// sub-pixels; NaN figures for no images, so that none is claimed.
+    pub fn of_images(nats: &[f64], dims: usize) -> Self {
+        let nll_nats = nats.iter().sum::<f64>() / nats.len() as f64;
+        Self {
+            images: nats.len(),
+            nll_nats,
+            bits_per_dim: bits_per_dim(nll_nats, dims),
+        }
+    }
+}
+
 /// The reconstruction error of a data set under an MSE-trained auto-encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SquaredError {
@@ -110,11 +123,33 @@ pub fn evaluate_mse(
     }
 }
 
+/// The negative log-likelihood in nats of each of the first `limit` images of `set` under
+/// `model` (a non-autodiff one, built from `config`), each given its own condition: the
+/// per-image figures whose mean [`evaluate`] reports, for histograms and for telling data sets
+/// apart by likelihood.
+pub fn image_nll(
+    model: &PixelCnn,
+    config: &PixelCnnConfig,
+    set: &ImageSet,
+    limit: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let per_batch = over_batches(config, set, limit, device, |targets, condition| {
+        let logits = model.forward_conditioned(targets.clone(), condition);
+        let nll = pixel_nll(logits, targets);
+        let [batch, colours, height, width] = nll.dims();
+        nll.reshape([batch, colours * height * width])
+            .sum_dim(1)
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec()
+            .expect("NLL values are floats")
+    });
+    per_batch.into_iter().flatten().collect()
+}
+
 /// The number of images scored (the first `limit` of `set`) and the sum of `total` over batches
-/// of them; with no images the sum is NaN, so that no figure is claimed. On the CPU backend the
-/// batches are shared out among one thread per thread of the pool, each running its batches'
-/// operations on its own ([`crate::parallel::in_threads`]), and their totals are added in batch
-/// order: the sum is the same however many threads there are.
+/// of them, added in batch order; with no images the sum is NaN, so that no figure is claimed.
 fn sum_over_batches(
     config: &PixelCnnConfig,
     set: &ImageSet,
@@ -126,6 +161,24 @@ fn sum_over_batches(
     if count == 0 {
         return (0, f64::NAN);
     }
+    let totals = over_batches(config, set, limit, device, |targets, condition| {
+        total(targets, condition).into_scalar::<f64>()
+    });
+    (count, totals.into_iter().sum())
+}
+
+/// `score` of each batch of [`EVAL_BATCH`] of the first `limit` images of `set`, in batch
+/// order. On the CPU backend the batches are shared out among one thread per thread of the
+/// pool, each running its batches' operations on its own ([`crate::parallel::in_threads`]):
+/// the figures are the same however many threads there are.
+fn over_batches<T: Send>(
+    config: &PixelCnnConfig,
+    set: &ImageSet,
+    limit: usize,
+    device: &Device,
+    score: impl Fn(Tensor<4, Int>, Option<&Tensor<2>>) -> T + Sync,
+) -> Vec<T> {
+    let count = set.len().min(limit);
     let batches: Vec<_> = (0..count)
         .step_by(EVAL_BATCH)
         .map(|start| (start..(start + EVAL_BATCH).min(count)).collect::<Vec<_>>())
@@ -133,25 +186,29 @@ fn sum_over_batches(
     let score_batch = |indices: &Vec<usize>| {
         let targets = set.batch(indices, config.levels, device);
         let condition = set.condition(indices, config.conditioning, device);
-        total(targets, condition.as_ref()).into_scalar::<f64>()
+        score(targets, condition.as_ref())
     };
     let shards = parallel::cpu_threads(device).min(batches.len());
-    let totals = match shards {
-        1 => None,
+    let by_shard = match shards {
+        0 | 1 => None,
         _ => parallel::in_threads(shards, |rank| {
             let mine = batches.iter().skip(rank.rank()).step_by(shards);
             mine.map(score_batch).collect::<Vec<_>>()
         })
         .ok(),
     };
-    // Batch b was scored by shard b mod shards, as its (b / shards)-th.
-    let sum = match totals {
-        Some(by_shard) => (0..batches.len())
-            .map(|b| by_shard[b % shards][b / shards])
-            .sum(),
-        None => batches.iter().map(score_batch).sum(),
+    let Some(by_shard) = by_shard else {
+        return batches.iter().map(score_batch).collect();
     };
-    (count, sum)
+    // Batch b was scored by shard b mod shards, as its (b / shards)-th.
+    let mut shards_in_order: Vec<_> = by_shard.into_iter().map(Vec::into_iter).collect();
+    (0..batches.len())
+        .map(|b| {
+            shards_in_order[b % shards]
+                .next()
+                .expect("each shard scored its batches")
+        })
+        .collect()
 }
 
 /// The negative log-likelihood in nats of each pixel of `targets` `[B, C, H, W]` under `model`
@@ -229,5 +286,40 @@ mod tests {
         // Each batch counts once: the first 100 images alone score differently.
         let first = evaluate(&model, &config, &set, 100, &device);
         assert_ne!(first.nll_nats, one.nll_nats);
+    }
+
+    #[test]
+    fn each_images_nll_is_its_own_and_their_mean_is_the_sets_likelihood() {
+        let device = Device::flex();
+        let config = PixelCnnConfig::new(4).with_layers(2).with_channels(4);
+        let model = config.init_seeded(&device, 0);
+        let set = ImageSet {
+            channels: 1,
+            height: 8,
+            width: 8,
+            pixels: (0..150 * 64).map(|i| (i * 37 % 251) as u8).collect(),
+            labels: None,
+            embeddings: None,
+        };
+        let nats = image_nll(&model, &config, &set, usize::MAX, &device);
+        assert_eq!(nats.len(), 150);
+        let whole = evaluate(&model, &config, &set, usize::MAX, &device);
+        let mean = Likelihood::of_images(&nats, 64);
+        assert_eq!(mean.images, whole.images);
+        // The set's figure sums each batch in f32: equal to f32 rounding.
+        assert!((mean.nll_nats - whole.nll_nats).abs() < 1e-6 * whole.nll_nats);
+        assert!((mean.bits_per_dim - whole.bits_per_dim).abs() < 1e-6 * whole.bits_per_dim);
+        // Image 120 (in the second batch) scored alone gives its own figure.
+        let alone = ImageSet {
+            pixels: set.pixels[120 * 64..121 * 64].to_vec(),
+            ..set.clone()
+        };
+        let single = evaluate(&model, &config, &alone, 1, &device).nll_nats;
+        assert!(
+            (nats[120] - single).abs() < 1e-4,
+            "{} vs {single}",
+            nats[120]
+        );
+        assert!((nats[120] - nats[121]).abs() > 1e-3);
     }
 }

@@ -15,6 +15,7 @@ use commands::bench::{BenchArgs, bench_command};
 use commands::complete::{CompleteArgs, complete_command};
 use commands::eval::{EvalArgs, eval_command};
 use commands::export::{ExportArgs, export_command, pretrained_command};
+use commands::histogram::{HistogramArgs, histogram_command};
 use commands::sample::{SampleArgs, sample_command};
 use commands::serve::{ServeArgs, serve_command};
 use commands::train::{TrainArgs, train_command};
@@ -43,6 +44,9 @@ enum Command {
     Sample(SampleArgs),
     /// Keep the top rows of test images and let the model draw the rest.
     Complete(CompleteArgs),
+    /// Compare data sets by the likelihood a model gives each image (files of `eval
+    /// --per-image`): a histogram of bits/dim, and how well it tells them apart (AUROC).
+    Histogram(HistogramArgs),
     /// Rebuild RUN_DIR/progress.gif from the run's sample grids.
     Gif(RunArgs),
     /// Redraw RUN_DIR/loss.png from the run's metrics.
@@ -82,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(args) => sample_command(args, &device),
         Command::Complete(args) => complete_command(args, &device),
         Command::Gif(args) => gif_command(args),
+        Command::Histogram(args) => histogram_command(args),
         Command::Bench(args) => bench_command(args, &device),
         Command::Reconstruct(args) => reconstruct_command(args, &device),
         Command::Interpolate(args) => interpolate_command(args, &device),

@@ -1865,3 +1865,164 @@ fn a_run_grown_from_another_starts_at_its_likelihood_and_resumes() {
         "nothing is written"
     );
 }
+
+#[test]
+fn fashion_mnist_runs_keep_their_dataset_and_name_their_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    let (data_arg, run_arg) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut args = vec![
+        "train",
+        "--out",
+        run_arg,
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        data_arg,
+        "--conditional",
+        "class",
+        "--head-channels",
+        "5",
+    ];
+    args.extend_from_slice(TINY);
+    let output = pixelcnn(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config = stored_config(&run);
+    assert_eq!(config["dataset"], "fashion-mnist");
+    assert_eq!(config["model"]["head_channels"], 5);
+
+    let out = dir.path().join("trousers.png");
+    let out_arg = out.to_str().unwrap();
+    for class in ["trouser", "Pullover", "0"] {
+        let output = pixelcnn(&[
+            "sample", "--run", run_arg, "--class", class, "--n", "2", "--out", out_arg,
+        ]);
+        assert!(output.status.success(), "{class}: {}", stderr(&output));
+    }
+    // The synthetic set has 3 classes: the names of the first three are offered.
+    assert_fails_with(
+        &[
+            "sample", "--run", run_arg, "--class", "dress", "--out", out_arg,
+        ],
+        "--class must be a class 0..2 (t-shirt, trouser, pullover) or `all`, got `dress`",
+    );
+    assert_fails_with(
+        &["train", "--out", run_arg, "--resume", "--dataset", "mnist"],
+        "the run was trained on --dataset fashion-mnist",
+    );
+    assert_fails_with(
+        &[
+            "train",
+            "--out",
+            run_arg,
+            "--resume",
+            "--head-channels",
+            "6",
+        ],
+        "--head-channels 6 (the run has 5)",
+    );
+}
+
+#[test]
+fn eval_writes_each_images_likelihood_and_histogram_compares_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    let csv = dir.path().join("own.csv");
+    let output = pixelcnn(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--json",
+        "--per-image",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("image,label,nats,bits_per_dim"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 10);
+    assert_eq!((rows[4][0], rows[4][1]), ("4", "1")); // synthetic labels are i mod 3
+    let bits: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    let mean = bits.iter().sum::<f64>() / 10.0;
+    assert!((mean - summary["bits_per_dim"].as_f64().unwrap()).abs() < 1e-9);
+    let nats: f64 = rows[0][2].parse().unwrap();
+    assert!((nats / (64.0 * std::f64::consts::LN_2) - bits[0]).abs() < 1e-9);
+
+    // Two hand-made sets: 3 beats 1 and 2, 2 beats 1 and ties 2: AUROC (2 + 1.5) / 4.
+    let write = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("image,label,nats,bits_per_dim\n{body}")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let first = write("a.csv", "0,,1,1.0\n1,,2,2.0\n");
+    let second = write("b.csv", "0,,3,3.0\n1,,2,2.0\n");
+    let picture = dir.path().join("h.png");
+    let picture_arg = picture.to_str().unwrap();
+    let output = pixelcnn(&[
+        "histogram",
+        &first,
+        &second,
+        "--label",
+        "own",
+        "--out",
+        picture_arg,
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let sets: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(sets[0]["label"], "own");
+    assert_eq!(sets[1]["label"], "b.csv");
+    assert_eq!(sets[0]["auroc_against_first"], serde_json::Value::Null);
+    assert_eq!(sets[1]["auroc_against_first"], 0.875);
+    assert_eq!(sets[1]["mean_bits_per_dim"], 2.5);
+    assert_eq!(image::open(&picture).unwrap().width(), 800);
+    let output = pixelcnn(&["histogram", &first, &second, "--out", picture_arg]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("AUROC against a.csv 0.8750"));
+
+    let bad_header = dir.path().join("c.csv");
+    std::fs::write(&bad_header, "image,bits\n0,1.0\n").unwrap();
+    let bad_header = bad_header.to_str().unwrap().to_string();
+    let short_line = write("f.csv", "0,1.0\n");
+    let not_finite = write("d.csv", "0,,1,NaN\n");
+    let empty = write("e.csv", "");
+    let folder = dir.path().to_str().unwrap();
+    for (file, needle) in [
+        (
+            bad_header.as_str(),
+            "not a file of `pixelcnn eval --per-image`",
+        ),
+        (
+            not_finite.as_str(),
+            "line 2: expected image,label,nats,bits_per_dim",
+        ),
+        (
+            short_line.as_str(),
+            "line 2: expected image,label,nats,bits_per_dim",
+        ),
+        (empty.as_str(), "no images"),
+        (folder, "not a regular file"),
+        ("/nonexistent.csv", "cannot read /nonexistent.csv"),
+    ] {
+        assert_fails_with(&["histogram", file, "--out", picture_arg], needle);
+    }
+    assert_fails_with(
+        &[
+            "histogram",
+            &first,
+            "--label",
+            "x",
+            "--label",
+            "y",
+            "--out",
+            picture_arg,
+        ],
+        "2 --label for 1 files",
+    );
+}

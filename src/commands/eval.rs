@@ -1,12 +1,16 @@
 //! `pixelcnn eval`: test-set likelihood, and per-pixel NLL heat maps; for the MSE-trained
 //! auto-encoder, which has no likelihood, its mean squared error.
 
-use std::path::PathBuf;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::evaluate::{Score, heatmap, score};
+use pixelcnn::checkpoint::write_atomically;
+use pixelcnn::data::ImageSet;
+use pixelcnn::evaluate::{Likelihood, Score, heatmap, image_nll, score};
+use pixelcnn::loss::bits_per_dim;
 use pixelcnn::model::Objective;
 use pixelcnn::picture;
 
@@ -27,6 +31,11 @@ pub(crate) struct EvalArgs {
     /// .jpg, .jpeg, .gif or .bmp (any case) by its name.
     #[arg(long)]
     heatmap: Option<PathBuf>,
+    /// Also write each test image's negative log-likelihood to this CSV file (columns image,
+    /// label, nats, bits_per_dim), for `pixelcnn histogram`; the figures printed are then their
+    /// mean.
+    #[arg(long)]
+    per_image: Option<PathBuf>,
     /// For a vector-conditional model: .npy float32 [N, d], one row per image of the test file.
     #[arg(long)]
     condition_file: Option<PathBuf>,
@@ -37,13 +46,24 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
         picture::format_of(path)?;
     }
     let config = args.model.config()?;
-    if args.heatmap.is_some() && config.model.arch.objective() == Objective::Mse {
+    let mse = config.model.arch.objective() == Objective::Mse;
+    if args.heatmap.is_some() && mse {
         bail!("--heatmap shows per-pixel NLL, and an MSE-trained auto-encoder has no likelihood");
+    }
+    if args.per_image.is_some() && mse {
+        bail!("--per-image writes each image's NLL, and an MSE-trained auto-encoder has none");
     }
     let model = args.model.load(&config, device)?;
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     test.check_conditioning(config.model.conditioning)?;
-    let result = score(&model, &config.model, &test, usize::MAX, device);
+    let result = match &args.per_image {
+        Some(path) => {
+            let nats = image_nll(&model, &config.model, &test, usize::MAX, device);
+            write_per_image(path, &nats, &test)?;
+            Score::Likelihood(Likelihood::of_images(&nats, test.values_per_image()))
+        }
+        None => score(&model, &config.model, &test, usize::MAX, device),
+    };
     if let Some(binarization) = config.binarization {
         eprintln!("binarisation: {}", binarization.describe());
     }
@@ -71,6 +91,23 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
         picture::save(&picture, &path)?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// Writes `eval --per-image`'s CSV: one line per image of `test`, `nats` its NLL.
+fn write_per_image(path: &Path, nats: &[f64], test: &ImageSet) -> anyhow::Result<()> {
+    let mut csv = String::from("image,label,nats,bits_per_dim\n");
+    let dims = test.values_per_image();
+    for (index, &value) in nats.iter().enumerate() {
+        let label = test
+            .labels
+            .as_ref()
+            .map_or(String::new(), |labels| labels[index].to_string());
+        let bits = bits_per_dim(value, dims);
+        writeln!(csv, "{index},{label},{value},{bits}").expect("writing to a String");
+    }
+    write_atomically(path, csv.as_bytes())?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use burn::prelude::{Device, Tensor, TensorData};
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelcnn::checkpoint::CheckpointError;
-use pixelcnn::data::Embeddings;
+use pixelcnn::data::{Dataset, Embeddings};
 use pixelcnn::model::{Conditioning, PixelCnn};
 use pixelcnn::picture;
 use pixelcnn::sample::{Generation, SamplingOptions, Start};
@@ -38,7 +38,9 @@ pub(crate) struct SampleArgs {
     /// Images per grid row [default: about √n; with --class all, n].
     #[arg(long, value_parser = at_least(1usize))]
     nrow: Option<usize>,
-    /// For a class-conditional model: the class to draw, or `all` for n images of each class.
+    /// For a class-conditional model: the class to draw, by number or, where the data set names
+    /// its classes, by name (`sneaker`, `ankle-boot`; `pixelcnn pretrained` lists them), or `all`
+    /// for n images of each class.
     #[arg(long)]
     class: Option<String>,
     /// For a vector-conditional model: .npy float32 [N, d] of conditioning vectors.
@@ -77,7 +79,7 @@ pub(crate) fn sample_command(args: SampleArgs, device: &Device) -> anyhow::Resul
     let options = sampling_options(&config, &args.drawing);
     // Planned from the config, which loading the checkpoint checks it agrees with, so that a
     // plan or target that cannot work is refused before the model is loaded.
-    let plan = sample_plan(&args, config.model.conditioning)?;
+    let plan = sample_plan(&args, config.model.conditioning, config.dataset)?;
     let target = Target::new(&args, &plan, &options)?;
     let model = args.model.load(&config, device)?;
     let draws = Draws {
@@ -121,7 +123,11 @@ impl Plan {
 /// The images to draw: `--class C` (n images) or `--class all` (a row of n per class) for a
 /// class-conditional model; `--index i` (n images) or `--interpolate i j` (a row of n per
 /// point) of `--condition-file` for a vector-conditional one; n images of an unconditional one.
-fn sample_plan(args: &SampleArgs, conditioning: Conditioning) -> anyhow::Result<Plan> {
+fn sample_plan(
+    args: &SampleArgs,
+    conditioning: Conditioning,
+    dataset: Dataset,
+) -> anyhow::Result<Plan> {
     let n = args.n;
     let class = args.class.as_deref();
     if class.is_some() && !matches!(conditioning, Conditioning::Class { .. }) {
@@ -148,11 +154,14 @@ fn sample_plan(args: &SampleArgs, conditioning: Conditioning) -> anyhow::Result<
                     classes - 1
                 ),
                 Some("all") => Plan::groups(n, classes, n, one_hot),
-                Some(text) => match text.parse::<usize>() {
-                    Ok(c) if c < classes => Plan::groups(n, 1, square(n), move |_| one_hot(c)),
-                    _ => bail!(
-                        "--class must be a class 0..{} or `all`, got `{text}`",
-                        classes - 1
+                Some(text) => match dataset.class_of(text, classes) {
+                    Some(c) => Plan::groups(n, 1, square(n), move |_| one_hot(c)),
+                    None => bail!(
+                        "--class must be a class 0..{}{} or `all`, got `{text}`",
+                        classes - 1,
+                        dataset.class_names().map_or(String::new(), |names| {
+                            format!(" ({})", names[..classes.min(names.len())].join(", "))
+                        })
                     ),
                 },
             }

@@ -30,7 +30,8 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_enum)]
     dataset: Option<Dataset>,
     /// The data: for mnist, IDX files (train-images-idx3-ubyte[.gz], t10k-…; without it, the
-    /// MNIST test set built into the binary); for cifar10, data_batch_1.bin … test_batch.bin;
+    /// MNIST test set built into the binary); for fashion-mnist, the same four files (without
+    /// it, those of Debian's package dataset-fashion-mnist); for cifar10, data_batch_1.bin … test_batch.bin;
     /// for folder, PNG/JPEG images, directly or in one sub-folder per class.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -174,6 +175,11 @@ pub(crate) struct ModelArgs {
         help = with_default("Feature channels per layer", model_defaults().channels)
     )]
     channels: Option<usize>,
+    #[arg(long, value_parser = at_least(1usize), help = with_default(
+        "Hidden channels of the 1×1 output head before the K-way softmax",
+        model_defaults().head_channels,
+    ))]
+    head_channels: Option<usize>,
     /// Condition the model on the data's class labels (gated architecture).
     #[arg(long, value_enum, conflicts_with = "condition_file")]
     conditional: Option<ConditionKind>,
@@ -397,7 +403,7 @@ impl DataChoice {
         {
             bail!(
                 "cannot resume on other data: the run was trained on --dataset {}{}",
-                format!("{:?}", stored.dataset).to_lowercase(),
+                stored.dataset.name(),
                 stored
                     .image_size
                     .map_or(String::new(), |s| format!(" --image-size {s}"))
@@ -475,6 +481,7 @@ fn new_model(
     model.arch = m.arch.unwrap_or(model.arch);
     model.layers = m.layers.unwrap_or(model.layers);
     model.channels = m.channels.unwrap_or(model.channels);
+    model.head_channels = m.head_channels.unwrap_or(model.head_channels);
     if let Some(map) = m.condition_map {
         model.spatial = (map == ConditionMap::Deconv).then_some(SpatialMap {
             channels: model.channels,
@@ -530,6 +537,11 @@ pub(crate) fn run_config(
                     "--channels",
                     m.channels.map(|v| v.to_string()),
                     s.channels.to_string(),
+                ),
+                (
+                    "--head-channels",
+                    m.head_channels.map(|v| v.to_string()),
+                    s.head_channels.to_string(),
                 ),
                 (
                     "--latent-dim",

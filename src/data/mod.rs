@@ -273,11 +273,78 @@ pub enum Dataset {
     /// MNIST-style IDX files (or, without --data-dir, the MNIST test set in the binary).
     #[default]
     Mnist,
+    /// Fashion-MNIST's IDX files (Xiao et al. 2017, arXiv 1708.07747): ten classes of clothing
+    /// at MNIST's size, read from Debian's package `dataset-fashion-mnist` unless --data-dir
+    /// names another folder.
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist,
     /// CIFAR-10 binary batches (data_batch_1.bin … data_batch_5.bin, test_batch.bin).
     Cifar10,
     /// A folder of PNG/JPEG images, optionally one sub-folder per class.
     Folder,
 }
+
+impl Dataset {
+    /// The name `--dataset` and the run config give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mnist => "mnist",
+            Self::FashionMnist => "fashion-mnist",
+            Self::Cifar10 => "cifar10",
+            Self::Folder => "folder",
+        }
+    }
+
+    /// The names of the classes labels `0..10` stand for, where the data set names them: not
+    /// MNIST's, whose names are their numbers, nor a folder's, whose sub-folders the run does
+    /// not keep.
+    pub fn class_names(self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::FashionMnist => Some(&FASHION_MNIST_CLASSES),
+            Self::Cifar10 => Some(&CIFAR10_CLASSES),
+            Self::Mnist | Self::Folder => None,
+        }
+    }
+
+    /// The label of class `name` (or of its number), where [`Dataset::class_names`] knows it.
+    pub fn class_of(self, name: &str, classes: usize) -> Option<usize> {
+        let by_number = name.parse::<usize>().ok();
+        let by_name = || {
+            self.class_names()?
+                .iter()
+                .position(|known| known.eq_ignore_ascii_case(name))
+        };
+        by_number.or_else(by_name).filter(|&class| class < classes)
+    }
+}
+
+/// Fashion-MNIST's labels 0..=9 (Xiao et al. 2017, Table 1), one word each.
+const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
+];
+
+/// CIFAR-10's labels 0..=9 (batches.meta.txt).
+const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// Where images come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,6 +377,8 @@ impl DataSource {
     ) -> Result<Self, DataError> {
         match (dataset, dir) {
             (Dataset::Mnist, dir) => Ok(dir.map_or(Self::Embedded, Self::Idx)),
+            (Dataset::FashionMnist, Some(dir)) => Ok(Self::Idx(dir)),
+            (Dataset::FashionMnist, None) => fashion_mnist_package(Path::new(FASHION_MNIST_DIR)),
             (Dataset::Cifar10, Some(dir)) => Ok(Self::Cifar10(dir)),
             (Dataset::Folder, Some(dir)) => folder
                 .map(|options| Self::Images(dir, options))
@@ -359,6 +428,24 @@ impl DataSource {
             }
         }
     }
+}
+
+/// Where Debian's package `dataset-fashion-mnist` installs the four IDX files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Fashion-MNIST in `dir`, where its package installs it; an error that names the package if
+/// the folder is missing.
+fn fashion_mnist_package(dir: &Path) -> Result<DataSource, DataError> {
+    let dir = dir.to_path_buf();
+    if !dir.is_dir() {
+        return Err(DataError::File {
+            path: dir,
+            message: "no Fashion-MNIST here: install Debian's package dataset-fashion-mnist \
+                      (apt-get install dataset-fashion-mnist) or name a folder of its four IDX files"
+                .into(),
+        });
+    }
+    Ok(DataSource::Idx(dir))
 }
 
 fn at_least_two(set: ImageSet, dir: &Path) -> Result<ImageSet, DataError> {
@@ -422,4 +509,60 @@ fn read_idx(path: &Path) -> Result<idx::IdxArray, DataError> {
     };
     let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
     idx::parse(&bytes).map_err(|e| file_error(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Dataset; 4] = [
+        Dataset::Mnist,
+        Dataset::FashionMnist,
+        Dataset::Cifar10,
+        Dataset::Folder,
+    ];
+
+    #[test]
+    fn each_dataset_has_the_name_its_run_config_gives_it() {
+        for dataset in ALL {
+            assert_eq!(serde_json::to_value(dataset).unwrap(), dataset.name());
+        }
+        assert_eq!(Dataset::FashionMnist.name(), "fashion-mnist");
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn each_dataset_has_the_name_its_flag_gives_it() {
+        use clap::ValueEnum;
+        assert_eq!(Dataset::value_variants(), ALL);
+        for dataset in ALL {
+            let flag = dataset.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), dataset.name());
+        }
+    }
+
+    #[test]
+    fn classes_are_found_by_number_or_by_name_within_the_models_classes() {
+        let fashion = Dataset::FashionMnist;
+        assert_eq!(fashion.class_of("7", 10), Some(7));
+        assert_eq!(fashion.class_of("sneaker", 10), Some(7));
+        assert_eq!(fashion.class_of("Ankle-Boot", 10), Some(9));
+        assert_eq!(fashion.class_of("ankle-boot", 9), None);
+        assert_eq!(fashion.class_of("10", 10), None);
+        assert_eq!(fashion.class_of("hat", 10), None);
+        assert_eq!(Dataset::Cifar10.class_of("ship", 10), Some(8));
+        assert_eq!(Dataset::Mnist.class_of("3", 10), Some(3));
+        assert_eq!(Dataset::Mnist.class_of("sneaker", 10), None);
+    }
+
+    #[test]
+    fn fashion_mnist_without_its_folder_names_the_package_to_install() {
+        let missing = Path::new("/nonexistent/fashion-mnist");
+        let error = fashion_mnist_package(missing).unwrap_err().to_string();
+        assert!(error.contains("dataset-fashion-mnist"), "{error}");
+        assert!(error.starts_with("/nonexistent/fashion-mnist"), "{error}");
+        let here = tempfile::tempdir().unwrap();
+        let source = DataSource::new(Dataset::FashionMnist, Some(here.path().into()), None);
+        assert_eq!(source.unwrap(), DataSource::Idx(here.path().into()));
+    }
 }

@@ -90,8 +90,8 @@ pub(super) struct GenerateRequest {
     seed: u64,
     #[serde(default = "one")]
     temperature: f32,
-    /// For a class-conditional model: a class number, or "all" (image i gets class i mod the
-    /// number of classes).
+    /// For a class-conditional model: a class number or name, or "all" (image i gets class i
+    /// mod the number of classes).
     class: Option<Value>,
 }
 
@@ -488,14 +488,31 @@ fn classes(
             return Ok(None);
         }
     };
-    let expected = || format!("a class number 0..={} or \"all\"", classes - 1);
+    let expected = || match &header.class_names {
+        Some(names) => format!(
+            "a class number 0..={} or name ({}), or \"all\"",
+            classes - 1,
+            names.join(", ")
+        ),
+        None => format!("a class number 0..={} or \"all\"", classes - 1),
+    };
+    let by_name = |name: &str| {
+        let names = header.class_names.as_ref()?;
+        names
+            .iter()
+            .position(|known| known.eq_ignore_ascii_case(name))
+    };
     match class {
         None => Err(ApiError::bad(format!(
             "this model is class-conditional: give \"class\", {}",
             expected()
         ))),
         Some(Value::String(all)) if all == "all" => Ok(Some((0..n).map(|i| i % classes).collect())),
-        Some(value) => match value.as_u64().map(|c| c as usize) {
+        Some(value) => match value
+            .as_u64()
+            .map(|c| c as usize)
+            .or_else(|| by_name(value.as_str()?))
+        {
             Some(class) if class < classes => Ok(Some(vec![class; n])),
             _ => Err(ApiError::bad(format!(
                 "unknown class {value}: give {}",

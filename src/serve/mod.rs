@@ -121,6 +121,8 @@ pub struct Header {
     pub height: usize,
     pub width: usize,
     pub conditioning: Conditioning,
+    /// The name of each class of a class-conditional model, where its data set names them.
+    pub class_names: Option<Vec<String>>,
     pub autoencoder: bool,
     pub test_images: usize,
     pub score: Option<TestScore>,
@@ -192,6 +194,16 @@ fn check_servable(config: &RunConfig) -> Result<(), Unsupported> {
     Ok(())
 }
 
+/// The names of a class-conditional model's classes, where its data set names each of them.
+fn class_names(config: &RunConfig) -> Option<Vec<String>> {
+    let Conditioning::Class { classes } = config.model.conditioning else {
+        return None;
+    };
+    let names = config.dataset.class_names()?;
+    let names = names.get(..classes)?;
+    Some(names.iter().map(|name| name.to_string()).collect())
+}
+
 fn header(served: &Served, limits: Limits) -> Header {
     let model = &served.config.model;
     Header {
@@ -205,6 +217,7 @@ fn header(served: &Served, limits: Limits) -> Header {
         height: served.config.image_height,
         width: served.config.image_width,
         conditioning: model.conditioning,
+        class_names: class_names(&served.config),
         autoencoder: model.latent.is_some(),
         test_images: served.test.as_ref().map_or(0, ImageSet::len),
         score: served.score.clone(),

@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode};
 use burn::prelude::*;
 use http_body_util::BodyExt;
 use pixelcnn::checkpoint::RunConfig;
-use pixelcnn::data::ImageSet;
+use pixelcnn::data::{Dataset, ImageSet};
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::{Conditioning, PixelCnn, one_hot};
 use pixelcnn::pretrained;
@@ -166,6 +166,49 @@ async fn generation_streams_the_samplers_images() {
         config.model.conditioning,
         Conditioning::Class { classes: 10 }
     );
+}
+
+#[tokio::test]
+async fn classes_that_the_data_set_names_are_offered_and_taken_by_name() {
+    let (status, body) = get(&app("mnist-class", Limits::default()), "/api/model").await;
+    assert_eq!(status, StatusCode::OK);
+    let header: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        header["class_names"],
+        Value::Null,
+        "MNIST's classes are their numbers"
+    );
+
+    // The same 10-class model, as though trained on Fashion-MNIST.
+    let (mut config, model, test) = shipped("mnist-class");
+    config.dataset = Dataset::FashionMnist;
+    let served = Served {
+        name: "fashion".into(),
+        config,
+        model,
+        test: Some(test),
+        score: None,
+        device: Device::flex(),
+    };
+    let app = router(served, Limits::default()).unwrap();
+    let (_, body) = get(&app, "/api/model").await;
+    let header: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(header["class_names"][7], "sneaker");
+    assert_eq!(header["class_names"].as_array().unwrap().len(), 10);
+    let draw = |class: Value| {
+        let app = app.clone();
+        async move {
+            let request = json!({"n": 2, "seed": 3, "class": class});
+            let (status, body) = post(&app, "/api/generate", &request).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            streamed_images(&body, 2)
+        }
+    };
+    assert_eq!(draw(json!("Sneaker")).await, draw(json!(7)).await);
+    assert_ne!(draw(json!("sneaker")).await, draw(json!(8)).await);
+    let (status, body) = post(&app, "/api/generate", &json!({"n": 1, "class": "hat"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(error_of(&body).contains("(t-shirt, trouser"), "{body}");
 }
 
 #[tokio::test]

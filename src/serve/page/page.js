@@ -317,7 +317,11 @@ function describeModel(m) {
 
 function fillClasses(select, withAll) {
   if (withAll) select.add(new Option('all (one column per class)', 'all'));
-  for (let c = 0; c < model.conditioning.classes; c++) select.add(new Option(String(c), String(c)));
+  const names = model.class_names;
+  for (let c = 0; c < model.conditioning.classes; c++) {
+    const label = names && names[c] !== String(c) ? `${c}: ${names[c]}` : String(c);
+    select.add(new Option(label, String(c)));
+  }
 }
 
 async function start() {
