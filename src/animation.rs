@@ -2,13 +2,14 @@
 //! seed, so the pictures differ only by what the model learned) as the frames of a GIF, each
 //! labelled with its step.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
 use image::codecs::gif::{GifEncoder, Repeat};
-use image::{Delay, Frame, ImageError};
+use image::{Delay, Frame};
 
 use crate::checkpoint::RunDir;
+use crate::files::write_atomically_with;
 use crate::picture::{PictureError, labelled};
 
 /// Time each frame is shown.
@@ -63,19 +64,12 @@ pub fn write_progress_gif(run: &RunDir) -> Result<usize, PictureError> {
         ));
     }
     let path = run.progress_gif_path();
-    write_gif(&path, frames).map_err(|error| PictureError::Write { path, error })?;
+    write_atomically_with(&path, |file| {
+        let mut encoder = GifEncoder::new_with_speed(file, 10);
+        encoder
+            .set_repeat(Repeat::Infinite)
+            .map_err(io::Error::other)?;
+        encoder.encode_frames(frames).map_err(io::Error::other)
+    })?;
     Ok(grids.len())
-}
-
-fn write_gif(path: &Path, frames: Vec<Frame>) -> Result<(), ImageError> {
-    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
-    temp_name.push(".tmp");
-    let temp = path.with_file_name(temp_name);
-    {
-        let mut encoder = GifEncoder::new_with_speed(File::create(&temp)?, 10);
-        encoder.set_repeat(Repeat::Infinite)?;
-        encoder.encode_frames(frames)?;
-    }
-    std::fs::rename(&temp, path)?;
-    Ok(())
 }

@@ -6,8 +6,7 @@
 //! moving average of the weights — written to a temporary file
 //! and renamed over the old one, so a crash never leaves a half-written checkpoint behind.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
@@ -16,6 +15,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Binarization, DataError, DataSource, Dataset, FolderOptions};
+use crate::files::{FileError, write_atomically};
 use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
 use crate::precision::Precision;
 use crate::recipe::Recipe;
@@ -25,8 +25,12 @@ const MAGIC: &[u8; 8] = b"PXCNNCKP";
 /// the gated layer's vertical stack became the paper's one ⌈k/2⌉×k convolution (version 1 held
 /// a factorised 1×k then column convolution and an extra 1×1 input path). Version 3 adds a
 /// section for the moving average of the weights (empty without one); version 2 files, which
-/// lack it, are still read.
-pub const FORMAT_VERSION: u32 = 3;
+/// lack it, are still read. Version 4 ends in a CRC-32 of all the bytes before it, which every
+/// load verifies, so that a damaged file is refused instead of used; earlier files, which lack
+/// it, are read unchecked.
+pub const FORMAT_VERSION: u32 = 4;
+/// The first version that ends in a checksum.
+const CHECKSUMMED: u32 = 4;
 
 /// Why a run folder or checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,8 @@ pub enum CheckpointError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// The training settings recorded in a run folder's `config.json`.
@@ -278,7 +284,7 @@ impl RunDir {
 
     pub fn write_config(&self, config: &RunConfig) -> Result<(), CheckpointError> {
         let json = serde_json::to_vec_pretty(config).expect("run config serialises");
-        write_atomically(&self.config_path(), &json)
+        Ok(write_atomically(&self.config_path(), &json)?)
     }
 
     pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
@@ -336,7 +342,9 @@ impl RunDir {
             file.extend_from_slice(&(section.len() as u64).to_le_bytes());
             file.extend_from_slice(section);
         }
-        write_atomically(&path, &file)
+        let checksum = crc32fast::hash(&file);
+        file.extend_from_slice(&checksum.to_le_bytes());
+        Ok(write_atomically(&path, &file)?)
     }
 
     /// Reads the checkpoint and rebuilds the model it holds on `device`.
@@ -397,6 +405,9 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
             }
         ));
     }
+    if version >= CHECKSUMMED {
+        reader.bytes = verified(bytes, reader.bytes)?;
+    }
     let step = reader.u64()? as usize;
     let config: PixelCnnConfig = serde_json::from_slice(reader.section()?)
         .map_err(|e| format!("corrupt model config: {e}"))?;
@@ -430,6 +441,23 @@ fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String
         average,
         optimizer,
     })
+}
+
+/// `rest`, the part of `file` after its version, less the CRC-32 of everything before it that
+/// ends `file`, if that checksum is right.
+fn verified<'a>(file: &[u8], rest: &'a [u8]) -> Result<&'a [u8], String> {
+    let Some(split) = rest.len().checked_sub(4) else {
+        return Err("file is truncated".into());
+    };
+    let (rest, stored) = rest.split_at(split);
+    let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
+    let computed = crc32fast::hash(&file[..file.len() - 4]);
+    if stored != computed {
+        return Err(format!(
+            "the file is damaged or truncated: it ends in the checksum {stored:08x}, but its bytes sum to {computed:08x}"
+        ));
+    }
+    Ok(rest)
 }
 
 /// Rebuilds the model `config` describes from serialised `weights` (the `what` of messages).
@@ -503,34 +531,4 @@ impl<'a> SectionReader<'a> {
         let len = usize::try_from(self.u64()?).map_err(|_| "section length overflows")?;
         self.take(len)
     }
-}
-
-/// Writes `contents` to a temporary file beside `path`, flushes it to disk and renames it over
-/// `path`: readers see either the old file or the new one, never a mix. If writing fails (a
-/// full disk, say), the temporary file is removed and `path` is left as it was.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CheckpointError> {
-    let io_error = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
-    temp_name.push(".tmp");
-    let temp = path.with_file_name(temp_name);
-    let written = File::create(&temp).and_then(|mut file| {
-        file.write_all(contents)?;
-        file.sync_all()
-    });
-    if let Err(error) = written {
-        // Best effort: the write already failed, and that is the error to report.
-        let _ = fs::remove_file(&temp);
-        return Err(io_error(error));
-    }
-    fs::rename(&temp, path).map_err(io_error)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Make the rename itself durable.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error)?;
-    }
-    Ok(())
 }

@@ -33,6 +33,7 @@ pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod export;
+pub mod files;
 pub mod histogram;
 pub mod loss;
 pub mod model;

@@ -8,8 +8,8 @@ use std::sync::Once;
 use image::{ImageError, ImageFormat, Rgb, RgbImage};
 use plotters::prelude::*;
 
-use crate::checkpoint::{CheckpointError, write_atomically};
 use crate::data::dequantize;
+use crate::files::{FileError, check_file_target, write_atomically};
 use crate::run_log::LogError;
 
 /// Why a picture could not be made or written.
@@ -42,7 +42,7 @@ pub enum PictureError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
-    Save(#[from] CheckpointError),
+    Save(#[from] FileError),
 }
 
 /// The most tiles in a grid the `pixelcnn` commands write.
@@ -208,6 +208,14 @@ pub fn format_of(path: &Path) -> Result<ImageFormat, PictureError> {
         .ok_or_else(|| PictureError::Format {
             path: path.to_path_buf(),
         })
+}
+
+/// Checks, before any work, that a picture can be written to `path`: its name gives a format
+/// ([`format_of`]) and no folder stands there.
+pub fn check_target(path: &Path) -> Result<ImageFormat, PictureError> {
+    let format = format_of(path)?;
+    check_file_target(path)?;
+    Ok(format)
 }
 
 /// Saves `picture`, atomically, in the format the extension of `path` names ([`format_of`]).

@@ -7,7 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{CheckpointError, RunDir, write_atomically};
+use crate::checkpoint::RunDir;
+use crate::files::{FileError, write_atomically};
 use crate::model::Objective;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,7 @@ pub enum LogError {
     },
     /// Rewriting a log after a rollback failed.
     #[error(transparent)]
-    Rewrite(#[from] CheckpointError),
+    Rewrite(#[from] FileError),
 }
 
 /// One line of `metrics.jsonl`.

@@ -2026,3 +2026,35 @@ fn eval_writes_each_images_likelihood_and_histogram_compares_sets() {
         "2 --label for 1 files",
     );
 }
+
+#[test]
+fn an_out_that_is_a_folder_is_refused_before_any_work_and_nothing_is_left_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    std::fs::create_dir(&data).unwrap();
+    synthetic_data(&data, 8, 40, 10);
+    train_tiny(&data, &run);
+    let run_arg = run.to_str().unwrap();
+    let folder = dir.path().join("taken.png");
+    std::fs::create_dir(&folder).unwrap();
+    let taken = folder.to_str().unwrap();
+    for args in [
+        &["sample", "--run", run_arg, "--out", taken][..],
+        &["complete", "--run", run_arg, "--rows", "3", "--out", taken],
+        &["export", "--run", run_arg, "--out", taken],
+        &["eval", "--run", run_arg, "--heatmap", taken],
+        &["eval", "--run", run_arg, "--per-image", taken],
+    ] {
+        assert_fails_with(
+            args,
+            "taken.png: is a folder, where a file is to be written",
+        );
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0, "{args:?}");
+    }
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains("tmp"))
+        .collect();
+    assert!(siblings.is_empty(), "temporary files left: {siblings:?}");
+}

@@ -252,12 +252,27 @@ fn corrupt_checkpoints_give_clear_errors() {
     let mut other_version = good.clone();
     other_version[8] = 99;
     assert!(load_error(&other_version).contains("format version 99"));
+    // A flipped byte anywhere after the version is refused by the checksum.
+    for at in [20, 28, good.len() / 2, good.len() - 40, good.len() - 1] {
+        let mut flipped = good.clone();
+        flipped[at] ^= 0x10;
+        let error = load_error(&flipped);
+        assert!(error.contains("damaged"), "byte {at}: {error}");
+        assert!(error.contains("checkpoint.bin"), "byte {at}: {error}");
+    }
+    // Past the checksum (recomputed here), the sections are checked too.
+    let resealed = |mut bytes: Vec<u8>| {
+        let end = bytes.len() - 4;
+        let checksum = crc32fast::hash(&bytes[..end]);
+        bytes[end..].copy_from_slice(&checksum.to_le_bytes());
+        bytes
+    };
     let mut bad_config = good.clone();
     bad_config[28] = b'#';
-    assert!(load_error(&bad_config).contains("corrupt model config"));
-    let mut trailing = good.clone();
-    trailing.push(0);
-    assert!(load_error(&trailing).contains("unexpected bytes"));
+    assert!(load_error(&resealed(bad_config)).contains("corrupt model config"));
+    let mut trailing = good[..good.len() - 4].to_vec();
+    trailing.extend([0; 5]);
+    assert!(load_error(&resealed(trailing)).contains("unexpected bytes"));
     // The file that failed to load names itself.
     assert!(load_error(&good[..4]).contains("checkpoint.bin"));
 }

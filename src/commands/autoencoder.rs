@@ -144,7 +144,7 @@ pub(crate) fn open_autoencoder(
 }
 
 pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> anyhow::Result<()> {
-    picture::format_of(&args.out)?;
+    picture::check_target(&args.out)?;
     let ae = open_autoencoder(&args.model, args.data_dir, &args.drawing, device)?;
     let count = args.n.min(ae.test.len());
     let columns = args.samples.saturating_add(1);
@@ -176,7 +176,7 @@ pub(crate) fn reconstruct_command(args: ReconstructArgs, device: &Device) -> any
 }
 
 pub(crate) fn interpolate_command(args: InterpolateArgs, device: &Device) -> anyhow::Result<()> {
-    picture::format_of(&args.out)?;
+    picture::check_target(&args.out)?;
     let ae = open_autoencoder(&args.model, args.data_dir, &args.drawing, device)?;
     let columns = args.points.saturating_add(2);
     let (scale, instead) = (args.drawing.scale, "lower --points, --samples or --scale");

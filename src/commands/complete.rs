@@ -47,7 +47,7 @@ pub(crate) struct CompleteArgs {
 pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::Result<()> {
     let config = args.model.config()?;
     refuse_autoencoder(&config)?;
-    picture::format_of(&args.out)?;
+    picture::check_target(&args.out)?;
     let options = sampling_options(&config, &args.drawing);
     if args.rows >= options.height {
         bail!(

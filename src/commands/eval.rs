@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::checkpoint::write_atomically;
 use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::{Likelihood, Score, heatmap, image_nll, score};
+use pixelcnn::files::{check_file_target, write_atomically};
 use pixelcnn::loss::bits_per_dim;
 use pixelcnn::model::Objective;
 use pixelcnn::picture;
@@ -43,7 +43,10 @@ pub(crate) struct EvalArgs {
 
 pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()> {
     if let Some(path) = &args.heatmap {
-        picture::format_of(path)?;
+        picture::check_target(path)?;
+    }
+    if let Some(path) = &args.per_image {
+        check_file_target(path)?;
     }
     let config = args.model.config()?;
     let mse = config.model.arch.objective() == Objective::Mse;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::checkpoint::write_atomically;
 use pixelcnn::export::to_safetensors;
+use pixelcnn::files::{check_file_target, write_atomically};
 use pixelcnn::pretrained;
 
 use super::ModelChoice;
@@ -21,6 +21,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn export_command(args: ExportArgs, device: &Device) -> anyhow::Result<()> {
+    check_file_target(&args.out)?;
     let config = args.model.config()?;
     let model = args.model.load(&config, device)?;
     write_atomically(&args.out, &to_safetensors(&model, &config)?)?;

@@ -33,7 +33,7 @@ const MAX_CSV_BYTES: u64 = 512 << 20;
 const HEADER: &str = "image,label,nats,bits_per_dim";
 
 pub(crate) fn histogram_command(args: HistogramArgs) -> anyhow::Result<()> {
-    picture::format_of(&args.out)?;
+    picture::check_target(&args.out)?;
     if args.label.len() > args.files.len() {
         bail!(
             "{} --label for {} files: give at most one per file",

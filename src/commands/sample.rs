@@ -230,7 +230,7 @@ impl<'a> Target<'a> {
     /// folder, made if missing.
     fn new(args: &'a SampleArgs, plan: &Plan, options: &SamplingOptions) -> anyhow::Result<Self> {
         if let Some(path) = &args.out {
-            picture::format_of(path)?;
+            picture::check_target(path)?;
             let columns = args.nrow.unwrap_or(plan.columns);
             let instead = "lower --n, --scale or --nrow, or write one PNG per image with --out-dir DIR instead of --out";
             check_grid(plan.count, columns, options, args.drawing.scale, instead)?;
