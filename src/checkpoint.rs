@@ -7,6 +7,7 @@
 //! and renamed over the old one, so a crash never leaves a half-written checkpoint behind.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
@@ -15,7 +16,9 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Binarization, DataError, DataSource, Dataset, FolderOptions};
-use crate::files::{FileError, write_atomically};
+use crate::files::{
+    FileError, open_bounded, read_bounded, remove_stale_temporaries, write_atomically,
+};
 use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
 use crate::precision::Precision;
 use crate::recipe::Recipe;
@@ -289,10 +292,7 @@ impl RunDir {
 
     pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
         let path = self.config_path();
-        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = read_bounded(&path, MAX_CONFIG_BYTES)?;
         RunConfig::from_json(&bytes).map_err(|message| CheckpointError::Invalid { path, message })
     }
 
@@ -344,18 +344,45 @@ impl RunDir {
         }
         let checksum = crc32fast::hash(&file);
         file.extend_from_slice(&checksum.to_le_bytes());
+        remove_stale_temporaries(&path);
         Ok(write_atomically(&path, &file)?)
     }
 
-    /// Reads the checkpoint and rebuilds the model it holds on `device`.
+    /// Reads the checkpoint and rebuilds the model it holds on `device`. The file's size is
+    /// checked against what its header's model can fill before the rest of it is read.
     pub fn load_checkpoint(&self, device: &Device) -> Result<Checkpoint, CheckpointError> {
         let path = self.checkpoint_path();
-        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+        let invalid = |message| CheckpointError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let io = |source| CheckpointError::Io {
             path: path.clone(),
             source,
-        })?;
-        Checkpoint::decode(&bytes, device)
-            .map_err(|message| CheckpointError::Invalid { path, message })
+        };
+        let (mut file, size) = open_bounded(&path, u64::MAX)?;
+        let mut head = Vec::new();
+        (&mut file)
+            .take(HEADER_BYTES + MAX_CONFIG_BYTES)
+            .read_to_end(&mut head)
+            .map_err(io)?;
+        let limit = match size_limit(&head) {
+            Ok(limit) => limit,
+            // Decoding what was read names the fault as for any file: a damaged one by its
+            // checksum, an older one by what does not parse.
+            Err(message) => {
+                let message = Checkpoint::decode(&head, device).err().unwrap_or(message);
+                return Err(invalid(message));
+            }
+        };
+        if size > limit {
+            return Err(invalid(format!(
+                "{size} bytes, more than a checkpoint of its model can hold ({limit})"
+            )));
+        }
+        let mut bytes = head;
+        file.take(limit).read_to_end(&mut bytes).map_err(io)?;
+        Checkpoint::decode(&bytes, device).map_err(invalid)
     }
 }
 
@@ -387,6 +414,30 @@ impl Checkpoint {
     pub fn decode(bytes: &[u8], device: &Device) -> Result<Self, String> {
         decode_checkpoint(bytes, device)
     }
+}
+
+/// The largest `config.json`, and model config section of a checkpoint, read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Magic, version, step and the config section's length.
+const HEADER_BYTES: u64 = 8 + 4 + 8 + 8;
+
+/// The most bytes a checkpoint whose first bytes are `head` can take: its header and config,
+/// and for each parameter of that model its weight, Adam's two moments and the moving average
+/// (16 bytes), with a quarter and a mebibyte to spare for the records' own structure.
+fn size_limit(head: &[u8]) -> Result<u64, String> {
+    let mut reader = SectionReader { bytes: head };
+    reader.take(MAGIC.len() + 4 + 8)?;
+    let config_len = reader.u64()?;
+    if config_len > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "its model config takes {config_len} bytes, more than the {MAX_CONFIG_BYTES} allowed"
+        ));
+    }
+    let config: PixelCnnConfig = serde_json::from_slice(reader.take(config_len as usize)?)
+        .map_err(|e| format!("corrupt model config: {e}"))?;
+    config.validate()?;
+    let parameters = config.parameter_count().saturating_mul(20);
+    Ok(HEADER_BYTES + config_len + parameters + (1 << 20))
 }
 
 fn decode_checkpoint(bytes: &[u8], device: &Device) -> Result<Checkpoint, String> {

@@ -72,6 +72,32 @@ pub fn write_atomically_with(
         .map_err(FileError::io(path))
 }
 
+/// Removes the temporary files that interrupted [`write_atomically`]s of `path` left behind (a
+/// process killed mid-write cannot remove its own): files and links named `<name>.*.tmp` beside
+/// it, never what a link points to. Only for a file that one process writes at a time, such as
+/// a run's checkpoint; best effort, since the write that follows reports any real fault.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        let stale = entry_name.starts_with(&prefix) && entry_name.ends_with(".tmp");
+        if stale && entry.file_type().is_ok_and(|kind| !kind.is_dir()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Refuses to write `path` where a folder stands: checked before any work, so that a long
 /// computation does not end in an error.
 pub fn check_file_target(path: &Path) -> Result<(), FileError> {
@@ -153,6 +179,30 @@ mod tests {
         write_atomically(&path, b"picture").unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         assert_eq!(fs::read(&path).unwrap(), b"picture");
+    }
+
+    #[test]
+    fn stale_temporaries_of_a_target_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.bin");
+        for name in [
+            "checkpoint.bin.a1b2.tmp",
+            "checkpoint.bin",
+            "other.a1b2.tmp",
+            "checkpoint.binx.tmp",
+        ] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_stale_temporaries(&path);
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["checkpoint.bin", "checkpoint.binx.tmp", "other.a1b2.tmp"]
+        );
     }
 
     #[test]

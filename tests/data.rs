@@ -175,6 +175,12 @@ fn bad_npy_files_give_clear_errors() {
     assert!(error(npy("<f4", &[6], false, &body)).contains("2-dimensional"));
     assert!(error(npy("<f4", &[3, 2], true, &body)).contains("Fortran order"));
     assert!(error(npy("<f4", &[30, 2], false, &body)).contains("truncated"));
+    // More data than the shape announces is refused before it is read.
+    let message = error(npy("<f4", &[1, 2], false, &body));
+    assert!(
+        message.contains("152 bytes, but the header's shape and type need 136"),
+        "{message}"
+    );
     assert!(error(npy("<f4", &[3, 0], false, &[])).contains("dimension 0"));
     assert!(error(npy("<i4", &[3, 2], false, &body)).contains("float32"));
     let nan = f32_bytes(&[1.0, 2.0, 3.0, f32::NAN, 5.0, 6.0]);

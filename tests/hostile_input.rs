@@ -186,3 +186,404 @@ fn an_idx_header_asking_for_an_absurd_size_is_refused_before_reading_on() {
     assert!(error.contains("has 100 bytes"), "{error}");
     assert!(error.contains("file truncated"), "{error}");
 }
+
+/// How the binary ended on a hostile input: its exit code, its standard error, the seconds it
+/// ran and the most memory it held (its peak resident set, from the kernel's accounting).
+struct Ended {
+    code: Option<i32>,
+    stderr: String,
+    seconds: f64,
+    peak_bytes: u64,
+}
+
+/// Runs `pixelcnn args` and waits for it, killing it after [`PATIENCE`].
+// The child is reaped by `wait4`, which also reports its peak memory, not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run_bounded(args: &[&str]) -> Ended {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    });
+    let pid = child.id() as libc::pid_t;
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    loop {
+        // SAFETY: `pid` is our child, not yet waited for; `status` and `usage` are ours.
+        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(waited >= 0, "wait4 failed");
+        if waited == pid {
+            break;
+        }
+        if started.elapsed() > PATIENCE {
+            child.kill().unwrap();
+            panic!("{args:?} still ran after {PATIENCE:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ended {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stderr: reader.join().unwrap(),
+        seconds: started.elapsed().as_secs_f64(),
+        peak_bytes: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
+/// The longest a refusal may take.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most memory a refusal may hold.
+const MOST_BYTES: u64 = 300 * MIB as u64;
+
+/// Asserts that `args` ended with a non-zero exit, one error line naming `needle` and no panic,
+/// within [`PATIENCE`] and [`MOST_BYTES`], and that `out` (if given) holds nothing new.
+fn assert_refused(args: &[&str], needle: &str, out: Option<&std::path::Path>) {
+    let before = out.map(listing);
+    let ended = run_bounded(args);
+    assert!(
+        matches!(ended.code, Some(c) if c != 0),
+        "{args:?}: {ended:?}",
+        ended = ended.code
+    );
+    let errors = ended
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .count();
+    assert_eq!(errors, 1, "{args:?}: {}", ended.stderr);
+    assert!(ended.stderr.contains(needle), "{args:?}: {}", ended.stderr);
+    assert!(
+        !ended.stderr.contains("panicked"),
+        "{args:?}: {}",
+        ended.stderr
+    );
+    assert!(
+        ended.peak_bytes <= MOST_BYTES,
+        "{args:?}: {} bytes",
+        ended.peak_bytes
+    );
+    assert!(
+        ended.seconds <= PATIENCE.as_secs_f64(),
+        "{args:?}: {} s",
+        ended.seconds
+    );
+    if let (Some(out), Some(before)) = (out, before) {
+        assert_eq!(
+            listing(out),
+            before,
+            "{args:?} left files in {}",
+            out.display()
+        );
+    }
+}
+
+/// The names in folder `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.unwrap().success(), "mkfifo {}", path.display());
+}
+
+/// A file of `len` bytes, all but `head` of them a hole.
+fn sparse(path: &std::path::Path, head: &[u8], len: u64) {
+    std::fs::write(path, head).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(len).unwrap();
+}
+
+/// A PNG file whose header says `width`×`height` grayscale, with no pixel data to speak of.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut bytes = (data.len() as u32).to_be_bytes().to_vec();
+        let body = [kind, data].concat();
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        bytes
+    };
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]);
+    [
+        b"\x89PNG\r\n\x1a\n".to_vec(),
+        chunk(b"IHDR", &header),
+        chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]),
+        chunk(b"IEND", &[]),
+    ]
+    .concat()
+}
+
+/// A trained tiny run in `dir/run`, on synthetic data in `dir/data`.
+fn tiny_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let (data, run) = (dir.join("data"), dir.join("run"));
+    std::fs::create_dir(&data).unwrap();
+    common::synthetic_data(&data, 8, 40, 10);
+    let mut args = vec!["train", "--out", run.to_str().unwrap()];
+    args.extend(["--data-dir", data.to_str().unwrap()]);
+    args.extend_from_slice(common::TINY);
+    let ended = run_bounded(&args);
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    run
+}
+
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let run = tiny_run(root);
+    let out = root.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let new_run = s(&out.join("new"));
+
+    // A folder data set holding a FIFO, /dev/zero, or a 12,000 × 12,000 PNG of 200 bytes.
+    let folders: Vec<(std::path::PathBuf, &str)> = ["fifo", "zero", "huge"]
+        .iter()
+        .map(|kind| (root.join(format!("images-{kind}")), *kind))
+        .collect();
+    for (folder, kind) in &folders {
+        std::fs::create_dir(folder).unwrap();
+        std::fs::write(folder.join("a.png"), png_header(8, 8)).unwrap();
+        let b = folder.join("b.png");
+        match *kind {
+            "fifo" => mkfifo(&b),
+            "zero" => std::os::unix::fs::symlink("/dev/zero", &b).unwrap(),
+            _ => std::fs::write(&b, png_header(12_000, 12_000)).unwrap(),
+        }
+    }
+    for ((folder, _), needle) in folders.iter().zip([
+        "b.png: not a regular file",
+        "b.png: not a regular file",
+        "the image is 12000×12000, more than the 16777216 pixels",
+    ]) {
+        let args = [
+            "train",
+            "--out",
+            &new_run,
+            "--dataset",
+            "folder",
+            "--data-dir",
+            &s(folder),
+            "--image-size",
+            "8",
+        ];
+        assert_refused(&args, needle, Some(&out));
+    }
+
+    // A run whose config.json is a FIFO, or /dev/zero.
+    for kind in ["fifo", "zero"] {
+        let broken = root.join(format!("run-{kind}"));
+        std::fs::create_dir(&broken).unwrap();
+        std::fs::copy(run.join("checkpoint.bin"), broken.join("checkpoint.bin")).unwrap();
+        let config = broken.join("config.json");
+        match kind {
+            "fifo" => mkfifo(&config),
+            _ => std::os::unix::fs::symlink("/dev/zero", &config).unwrap(),
+        }
+        assert_refused(
+            &["eval", "--run", &s(&broken)],
+            "config.json: not a regular file",
+            None,
+        );
+        let picture = s(&out.join("x.png"));
+        let args = ["sample", "--run", &s(&broken), "--out", &picture];
+        assert_refused(&args, "config.json: not a regular file", Some(&out));
+    }
+
+    // Condition files: a FIFO, /dev/zero, and a sparse GiB whose header announces 10 vectors.
+    let fifo = root.join("h.fifo.npy");
+    mkfifo(&fifo);
+    let zero = root.join("h.zero.npy");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let big = root.join("h.big.npy");
+    let ten = common::npy("<f4", &[10, 4], false, &common::f32_bytes(&[0.0; 40]));
+    sparse(&big, &ten, (1 << 30) + 1);
+    let data = s(&root.join("data"));
+    for (file, needle) in [
+        (&fifo, "h.fifo.npy: not a regular file"),
+        (&zero, "h.zero.npy: not a regular file"),
+        (&big, "1073741825 bytes, more than the 1073741824"),
+    ] {
+        let args = [
+            "train",
+            "--out",
+            &new_run,
+            "--data-dir",
+            &data,
+            "--condition-file",
+            &s(file),
+        ];
+        assert_refused(&args, needle, Some(&out));
+    }
+    let big = root.join("h.big2.npy");
+    sparse(&big, &ten, (1 << 30) - 1);
+    let args = [
+        "train",
+        "--out",
+        &new_run,
+        "--data-dir",
+        &data,
+        "--condition-file",
+        &s(&big),
+    ];
+    assert_refused(
+        &args,
+        "bytes, but the header's shape and type need 288",
+        Some(&out),
+    );
+
+    // Test data: a sparse GiB IDX file whose header announces 10 images of 8×8.
+    let idx_dir = root.join("idx");
+    std::fs::create_dir(&idx_dir).unwrap();
+    sparse(
+        &idx_dir.join("t10k-images-idx3-ubyte"),
+        &idx_bytes(&[10, 8, 8], &[0; 640]),
+        1 << 30,
+    );
+    let args = ["eval", "--run", &s(&run), "--data-dir", &s(&idx_dir)];
+    assert_refused(&args, "need 640 bytes, but the body holds more", None);
+}
+
+#[test]
+fn damaged_checkpoints_empty_test_sets_and_foreign_colour_modes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let run = tiny_run(root);
+    let checkpoint = run.join("checkpoint.bin");
+    let good = std::fs::read(&checkpoint).unwrap();
+    let out = root.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let picture = s(&out.join("x.png"));
+    for at in [40, good.len() / 2, good.len() - 9] {
+        let mut flipped = good.clone();
+        flipped[at] ^= 1;
+        std::fs::write(&checkpoint, &flipped).unwrap();
+        assert_refused(
+            &["eval", "--run", &s(&run)],
+            "checkpoint.bin: the file is damaged",
+            None,
+        );
+        let args = ["sample", "--run", &s(&run), "--out", &picture];
+        assert_refused(&args, "checkpoint.bin: the file is damaged", Some(&out));
+        assert_refused(
+            &["train", "--out", &s(&run), "--resume"],
+            "checkpoint.bin: the file is damaged",
+            Some(&run),
+        );
+    }
+    std::fs::write(&checkpoint, &good).unwrap();
+
+    // A test set of no images.
+    let empty = root.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    common::write_idx(&empty.join("t10k-images-idx3-ubyte"), &[0, 8, 8], &[]);
+    for args in [
+        &["eval", "--run", &s(&run), "--data-dir", &s(&empty)][..],
+        &[
+            "complete",
+            "--run",
+            &s(&run),
+            "--data-dir",
+            &s(&empty),
+            "--rows",
+            "2",
+            "--out",
+            &picture,
+        ],
+    ] {
+        assert_refused(args, "the test data holds no images", Some(&out));
+    }
+
+    // Labels beyond a class-conditional model's classes, for every command that reads them.
+    let conditional = root.join("conditional");
+    let mut args = vec![
+        "train",
+        "--out",
+        conditional.to_str().unwrap(),
+        "--conditional",
+        "class",
+    ];
+    let data = s(&root.join("data"));
+    args.extend(["--data-dir", &data]);
+    args.extend_from_slice(common::TINY);
+    assert_eq!(run_bounded(&args).code, Some(0));
+    let labelled = root.join("labelled");
+    std::fs::create_dir(&labelled).unwrap();
+    common::write_idx(
+        &labelled.join("t10k-images-idx3-ubyte"),
+        &[2, 8, 8],
+        &[9; 128],
+    );
+    common::write_idx(&labelled.join("t10k-labels-idx1-ubyte"), &[2], &[1, 255]);
+    let (conditional, labelled) = (s(&conditional), s(&labelled));
+    for args in [
+        &["eval", "--run", &conditional, "--data-dir", &labelled][..],
+        &[
+            "serve",
+            "--run",
+            &conditional,
+            "--data-dir",
+            &labelled,
+            "--addr",
+            "127.0.0.1:0",
+        ],
+        &[
+            "complete",
+            "--run",
+            &conditional,
+            "--data-dir",
+            &labelled,
+            "--rows",
+            "2",
+            "--out",
+            &picture,
+        ],
+    ] {
+        assert_refused(
+            args,
+            "label 255 is out of range for a model of 3 classes",
+            Some(&out),
+        );
+    }
+
+    // Growing a grayscale run on colour images writes nothing.
+    let colour = root.join("colour");
+    std::fs::create_dir(&colour).unwrap();
+    std::fs::write(colour.join("data_batch_1.bin"), common::cifar_records(20)).unwrap();
+    let grown = out.join("grown");
+    let args = [
+        "train",
+        "--out",
+        &s(&grown),
+        "--init-from",
+        &s(&run),
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        &s(&colour),
+        "--layers",
+        "3",
+    ];
+    assert_refused(
+        &args,
+        "that run was trained on grayscale images, but these are RGB",
+        Some(&out),
+    );
+}

@@ -275,6 +275,18 @@ fn corrupt_checkpoints_give_clear_errors() {
     assert!(load_error(&resealed(trailing)).contains("unexpected bytes"));
     // The file that failed to load names itself.
     assert!(load_error(&good[..4]).contains("checkpoint.bin"));
+    // A (sparse) gibibyte behind a small model's header is refused before it is read.
+    std::fs::write(run.checkpoint_path(), &good).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(run.checkpoint_path())
+        .unwrap();
+    file.set_len(1 << 30).unwrap();
+    let error = run.load_checkpoint(&device).err().unwrap().to_string();
+    assert!(
+        error.contains("1073741824 bytes, more than a checkpoint of its model can hold"),
+        "{error}"
+    );
 }
 
 /// Trains `config` in a fresh run folder inside a pool of `threads` threads.

@@ -78,7 +78,6 @@ pub(crate) fn complete_command(args: CompleteArgs, device: &Device) -> anyhow::R
     let sources: Vec<usize> = (0..count)
         .flat_map(|i| std::iter::repeat_n(i, args.samples))
         .collect();
-    test.check_conditioning(config.model.conditioning)?;
     let condition = test.condition(&sources, config.model.conditioning, device);
     let start = Start {
         streams: image_streams(args.drawing.seed, 0..starts.len()),

@@ -58,7 +58,6 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     }
     let model = args.model.load(&config, device)?;
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
-    test.check_conditioning(config.model.conditioning)?;
     let result = match &args.per_image {
         Some(path) => {
             let nats = image_nll(&model, &config.model, &test, usize::MAX, device);

@@ -102,7 +102,8 @@ pub(crate) fn read_embeddings(path: Option<&Path>) -> anyhow::Result<Option<Embe
 
 /// The test images of a run: `data_dir`, else the run's own data, with their conditioning
 /// vectors if given, binarised as the run was; checked against the size the model was trained
-/// on.
+/// on, to hold at least one image, and to hold the labels or vectors the model is conditioned
+/// on (every command that reads test images checks them here, the same way).
 pub(crate) fn test_images(
     data_dir: Option<PathBuf>,
     condition_file: Option<&Path>,
@@ -124,6 +125,13 @@ pub(crate) fn test_images(
             describe(test.channels, test.height, test.width),
             describe(trained.0, trained.1, trained.2)
         );
+    }
+    if test.is_empty() {
+        bail!("the test data holds no images");
+    }
+    if config.model.latent.is_none() {
+        // An auto-encoder conditions on its own code, never on the data's labels or vectors.
+        test.check_conditioning(config.model.conditioning)?;
     }
     Ok(test)
 }

@@ -43,6 +43,8 @@ pub(crate) fn serve_command(args: ServeArgs, device: &Device) -> anyhow::Result<
     let model = args.model.load(&config, device)?;
     let test = match test_images(args.data_dir.clone(), None, &config) {
         Ok(test) => Some(test),
+        // Data the user named must be right; the run's own may be gone.
+        Err(error) if args.data_dir.is_some() => return Err(error),
         Err(error) => {
             eprintln!("warning: the page will have no test images: {error:#}");
             None

@@ -492,8 +492,21 @@ fn new_model(
     if let Some(source) = source {
         check_growable(&source.config.model, &model)
             .map_err(|e| anyhow::anyhow!("--init-from {}: {e}", source.path.display()))?;
+        let (trained, given) = (source.config.model.input_channels, train_set.channels);
+        if trained != given {
+            bail!(
+                "--init-from {}: that run was trained on {} images, but these are {}",
+                source.path.display(),
+                colour_mode(trained),
+                colour_mode(given)
+            );
+        }
     }
     Ok(model)
+}
+
+fn colour_mode(channels: usize) -> &'static str {
+    if channels == 1 { "grayscale" } else { "RGB" }
 }
 
 /// The run's settings: the flags given, over the stored config when resuming, over defaults.

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{DataError, ImageSet};
+use crate::files::read_bounded;
 
 /// Side of a CIFAR-10 image.
 pub const SIDE: usize = 32;
@@ -71,6 +72,9 @@ pub fn load_training(dir: &Path) -> Result<ImageSet, DataError> {
     Ok(all)
 }
 
+/// The largest batch file read: 50,000 records, all of CIFAR-10's training images.
+const MAX_BATCH_BYTES: u64 = 50_000 * RECORD as u64;
+
 /// The test batch `test_batch.bin`.
 pub fn load_test(dir: &Path) -> Result<ImageSet, DataError> {
     load(&batches_dir(dir)?.join("test_batch.bin"))
@@ -81,7 +85,7 @@ fn load(path: &Path) -> Result<ImageSet, DataError> {
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let bytes = read_bounded(path, MAX_BATCH_BYTES)?;
     parse(&bytes).map_err(|e| error(e.to_string()))
 }
 

@@ -2,11 +2,13 @@
 //! embedding-conditional PixelCNN of arXiv 1606.05328, Section 2.3 (there: face embeddings).
 //! The file is a NumPy `.npy` array of float32, shape `[N, d]`, in C order.
 
+use std::io::Read;
 use std::path::Path;
 
 use npyz::{NpyFile, Order};
 
 use super::DataError;
+use crate::files::open_bounded;
 
 /// `count` vectors of `dim` values each.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +25,25 @@ impl Embeddings {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        let (file, size) = open_bounded(path, MAX_NPY_BYTES)?;
+        let mut bytes = Vec::new();
+        let mut file = std::io::BufReader::new(file);
+        let read = |file: &mut std::io::BufReader<std::fs::File>, limit, bytes: &mut Vec<u8>| {
+            file.take(limit)
+                .read_to_end(bytes)
+                .map_err(|e| error(e.to_string()))
+        };
+        read(&mut file, MAX_HEADER_BYTES, &mut bytes)?;
+        // The header's shape says how long the file must be: checked before the rest is read.
+        if let Some(needed) = announced_size(&bytes).map_err(&error)?
+            && needed != size
+        {
+            let truncated = if size < needed { " (truncated?)" } else { "" };
+            return Err(error(format!(
+                "{size} bytes, but the header's shape and type need {needed}{truncated}"
+            )));
+        }
+        read(&mut file, size, &mut bytes)?;
         Self::parse_npy(&bytes).map_err(error)
     }
 
@@ -101,11 +121,15 @@ impl Embeddings {
     }
 }
 
-/// Refuses a header with nested brackets before the `.npy` parser sees it: a float32 `[N, d]`
-/// array's header is one dict with one shape tuple, and deeply nested brackets make the header
-/// parser's backtracking take exponential time (found by fuzzing).
-fn check_header_nesting(bytes: &[u8]) -> Result<(), String> {
-    let header = match bytes.get(6) {
+/// The largest `.npy` file read: 256 million float32 values.
+const MAX_NPY_BYTES: u64 = 1 << 30;
+/// The most bytes of a `.npy` file read before its header is understood.
+const MAX_HEADER_BYTES: u64 = 1 << 16;
+
+/// Where the header of a `.npy` file starting with `bytes` lies: its start and length, if
+/// `bytes` hold the magic string, the version and the length.
+fn header_span(bytes: &[u8]) -> Option<(usize, usize)> {
+    match bytes.get(6) {
         Some(1) => bytes
             .get(8..10)
             .map(|n| (10usize, usize::from(u16::from_le_bytes([n[0], n[1]])))),
@@ -114,7 +138,43 @@ fn check_header_nesting(bytes: &[u8]) -> Result<(), String> {
             .map(|n| (12, u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize)),
         _ => None,
     }
-    .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
+}
+
+/// The size in bytes of the `.npy` file whose first bytes are `head`, as its header's shape and
+/// type announce it; `None` where the header cannot tell (not a `.npy` header, or a type of no
+/// fixed size), which parsing the file then reports.
+fn announced_size(head: &[u8]) -> Result<Option<u64>, String> {
+    let Some((start, len)) = header_span(head) else {
+        return Ok(None);
+    };
+    let Some(header) = head.get(..start + len) else {
+        return Err(format!(
+            "the .npy header takes {len} bytes, more than the {MAX_HEADER_BYTES} read"
+        ));
+    };
+    check_header_nesting(header)?;
+    let Ok(file) = NpyFile::new(header) else {
+        return Ok(None);
+    };
+    let Some(item) = file.dtype().num_bytes() else {
+        return Ok(None);
+    };
+    let values = file
+        .shape()
+        .iter()
+        .try_fold(1u64, |total, &d| total.checked_mul(d));
+    Ok(values
+        .and_then(|v| v.checked_mul(item as u64))
+        .and_then(|data| data.checked_add(header.len() as u64))
+        .or(Some(u64::MAX)))
+}
+
+/// Refuses a header with nested brackets before the `.npy` parser sees it: a float32 `[N, d]`
+/// array's header is one dict with one shape tuple, and deeply nested brackets make the header
+/// parser's backtracking take exponential time (found by fuzzing).
+fn check_header_nesting(bytes: &[u8]) -> Result<(), String> {
+    let header =
+        header_span(bytes).and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
     let Some(header) = header else {
         return Ok(()); // Not even a header: the parser reports what is wrong.
     };

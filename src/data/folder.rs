@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::io::Cursor;
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use super::{DataError, ImageSet};
+use crate::files::read_bounded;
 use crate::model::MAX_IMAGE_SIDE;
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -33,27 +34,28 @@ pub fn load(dir: &Path, options: FolderOptions) -> Result<ImageSet, DataError> {
         )));
     }
     let (files, labels) = list(dir)?;
-    let images = files
-        .iter()
-        .map(|path| {
-            let file_error = |message: String| DataError::File {
-                path: path.clone(),
-                message,
-            };
-            let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
-            decode(&bytes).map_err(|e| file_error(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let channels = options.channels.unwrap_or_else(|| {
-        if images.iter().any(|i| i.color().has_color()) {
-            3
-        } else {
-            1
-        }
-    });
-    let mut pixels = Vec::with_capacity(images.len() * channels * options.size.pow(2));
-    for image in &images {
-        pixels.extend(square_planes(image, options.size, channels));
+    let read = |path: &PathBuf| read_bounded(path, MAX_IMAGE_FILE_BYTES);
+    // First the headers: sizes are checked, and the colour mode chosen, before any decoding.
+    let mut total_pixels = 0u64;
+    let mut any_colour = false;
+    for path in &files {
+        let header = inspect(&read(path)?).map_err(|e| e.in_file(path))?;
+        total_pixels += header.pixels();
+        any_colour |= header.colour;
+    }
+    if total_pixels > MAX_TOTAL_PIXELS {
+        return Err(DataError::File {
+            path: dir.to_path_buf(),
+            message: format!(
+                "its images hold {total_pixels} pixels in all, more than the {MAX_TOTAL_PIXELS} read at a time"
+            ),
+        });
+    }
+    let channels = options.channels.unwrap_or(if any_colour { 3 } else { 1 });
+    let mut pixels = Vec::with_capacity(files.len() * channels * options.size.pow(2));
+    for path in &files {
+        let image = decode(&read(path)?).map_err(|e| e.in_file(path))?;
+        pixels.extend(square_planes(&image, options.size, channels));
     }
     Ok(ImageSet {
         channels,
@@ -64,6 +66,13 @@ pub fn load(dir: &Path, options: FolderOptions) -> Result<ImageSet, DataError> {
         embeddings: None,
     })
 }
+
+/// The largest image file read.
+const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+/// The most pixels an image may have: 4096 × 4096, whose decoding takes 64 MiB at most.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 24;
+/// The most pixels all of a folder's images may have together.
+const MAX_TOTAL_PIXELS: u64 = 1 << 31;
 
 /// The image files of `dir` in sorted order and, if they lie in class sub-folders, their labels.
 fn list(dir: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>), DataError> {
@@ -132,22 +141,65 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
 }
 
-/// Decodes a PNG or JPEG file's bytes (the format is told by its content; other formats are
-/// refused, whatever the file's name).
+/// What an image file's header says: its size and whether it has colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub width: u32,
+    pub height: u32,
+    pub colour: bool,
+}
+
+impl Header {
+    fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// Reads a PNG or JPEG file's header, without decoding its pixels: its format is told by its
+/// content (other formats are refused, whatever the file's name), and an image of no pixels or
+/// of more than [`MAX_IMAGE_PIXELS`] is refused.
+pub fn inspect(bytes: &[u8]) -> Result<Header, DataError> {
+    let decoder = reader(bytes)?.into_decoder().map_err(|e| unreadable(&e))?;
+    let (width, height) = decoder.dimensions();
+    let header = Header {
+        width,
+        height,
+        colour: decoder.color_type().has_color(),
+    };
+    if header.pixels() == 0 {
+        return Err(DataError::Format("the image is empty (0 pixels)".into()));
+    }
+    if header.pixels() > MAX_IMAGE_PIXELS {
+        return Err(DataError::Format(format!(
+            "the image is {width}×{height}, more than the {MAX_IMAGE_PIXELS} pixels read from one image"
+        )));
+    }
+    Ok(header)
+}
+
+/// Decodes a PNG or JPEG file's bytes, after checking its header ([`inspect`]).
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, DataError> {
-    let unreadable =
-        |e: &dyn std::fmt::Display| DataError::Format(format!("cannot read the image: {e}"));
+    inspect(bytes)?;
+    let mut reader = reader(bytes)?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(4 * MAX_IMAGE_PIXELS);
+    reader.limits(limits);
+    reader.decode().map_err(|e| unreadable(&e))
+}
+
+/// A reader of a PNG or JPEG file's bytes.
+fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DataError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| unreadable(&e))?;
     if !matches!(reader.format(), Some(ImageFormat::Png | ImageFormat::Jpeg)) {
         return Err(unreadable(&"not a PNG or JPEG file"));
     }
-    let image = reader.decode().map_err(|e| unreadable(&e))?;
-    if image.width() == 0 || image.height() == 0 {
-        return Err(DataError::Format("the image is empty (0 pixels)".into()));
-    }
-    Ok(image)
+    Ok(reader)
+}
+
+fn unreadable(error: &dyn std::fmt::Display) -> DataError {
+    DataError::Format(format!("cannot read the image: {error}"))
 }
 
 /// The central square of `image` resized to `size × size` (bilinear), as `channels` planes of

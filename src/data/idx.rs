@@ -2,7 +2,7 @@
 //! bytes, a type code (0x08 for unsigned bytes), the number of dimensions — then one u32 per
 //! dimension and the data. Files may be gzipped, as they are published.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use flate2::read::GzDecoder;
 
@@ -30,6 +30,21 @@ pub fn parse(bytes: &[u8]) -> Result<IdxArray, DataError> {
         read(GzDecoder::new(bytes))
     } else {
         parse_raw(bytes)
+    }
+}
+
+/// Reads one IDX file from `reader`, decompressing it if it is gzipped: only as far as its
+/// header says it goes (and one byte more, to tell a longer file), so that memory is bounded by
+/// the header's sizes, not by the file's.
+pub fn parse_from(mut reader: impl BufRead) -> Result<IdxArray, DataError> {
+    let gzipped = reader
+        .fill_buf()
+        .map_err(|e| DataError::Format(format!("cannot read: {e}")))?
+        .starts_with(&GZIP_MAGIC);
+    if gzipped {
+        read(GzDecoder::new(reader))
+    } else {
+        read(reader)
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::files::{FileError, open_bounded};
 use crate::model::{Conditioning, one_hot};
 pub use binarize::Binarization;
 pub use embedding::Embeddings;
@@ -25,6 +26,21 @@ pub enum DataError {
     Format(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Read(#[from] FileError),
+}
+
+impl DataError {
+    /// The error as one of the file at `path`: a format error gets the path before its message.
+    pub fn in_file(self, path: &Path) -> Self {
+        match self {
+            Self::Format(message) => Self::File {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Grayscale or colour images with optional labels, stored as bytes `0..=255`.
@@ -503,12 +519,8 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 fn read_idx(path: &Path) -> Result<idx::IdxArray, DataError> {
-    let file_error = |message: String| DataError::File {
-        path: path.to_path_buf(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
-    idx::parse(&bytes).map_err(|e| file_error(e.to_string()))
+    let (file, _) = open_bounded(path, u64::MAX)?;
+    idx::parse_from(std::io::BufReader::new(file)).map_err(|e| e.in_file(path))
 }
 
 #[cfg(test)]
