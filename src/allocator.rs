@@ -5,6 +5,9 @@
 //! Measured with `pixelcnn bench` on this project's 2-core machine: about 10% off a training
 //! step. Peak memory is unchanged: the heap keeps what the step needed at its peak.
 //!
+//! `pixelcnn serve` does without it: a server runs for long and should give back what a burst
+//! of draws took.
+//!
 //! This belongs to the `pixelcnn` program, not to the library: it changes the allocator of the
 //! whole process, which only the program that owns the process should decide. (`cargo bench`
 //! includes this file too, to measure what the program runs.)

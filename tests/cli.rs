@@ -1632,10 +1632,26 @@ fn serve_answers_on_its_address_and_refuses_what_it_cannot_serve() {
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"nll_nats\":104.5327"), "{answer}");
+
+    // Ctrl-C stops it at once, though a client holds a connection with half a request.
+    let mut silent = std::net::TcpStream::connect(&address).unwrap();
+    write!(silent, "GET /api/mo").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let interrupted = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let started = std::time::Instant::now();
+    while server.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(5) {
+            server.kill().unwrap();
+            panic!("serve still ran 5 s after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Started as one of several processes by mpirun, a build without the `mpi` feature refuses to

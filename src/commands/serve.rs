@@ -10,6 +10,7 @@ use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::PixelCnn;
+use pixelcnn::serve::connections::{self, ConnectionLimits};
 use pixelcnn::serve::{self, Limits, Served, TestScore};
 
 use super::values::between;
@@ -81,12 +82,11 @@ pub(crate) fn serve_command(args: ServeArgs, device: &Device) -> anyhow::Result<
             "serving {name} at http://{}/ (Ctrl-C stops)",
             listener.local_addr()?
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the server stopped")
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        connections::serve(listener, app, ConnectionLimits::default(), stop).await;
+        Ok(())
     })
 }
 

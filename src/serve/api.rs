@@ -184,6 +184,13 @@ pub(super) async fn not_found() -> ApiError {
     }
 }
 
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "this endpoint does not take that method".into(),
+    }
+}
+
 pub(super) async fn test_image(
     State(state): State<Shared>,
     Path(index): Path<String>,

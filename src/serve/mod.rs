@@ -12,10 +12,14 @@
 //! a small bounded channel as server-sent events: a slow client holds back only its own draw,
 //! and a closed connection ends it (the next send fails). The work is bounded by [`Limits`]:
 //! images per request, draws at a time (beyond: 503), the size of a request body (beyond: 413)
-//! and the time a request may take to arrive (beyond: 408). Every input is checked, and bad input gets a 4xx with a JSON `{"error": message}`.
+//! and the time a request may take once its headers have arrived (beyond: 408). Every input is
+//! checked, and bad input that reaches the routes gets a 4xx with a JSON `{"error": message}`.
+//! Below the routes, [`connections`] bounds the connections themselves: the time and size of a
+//! request's headers, idle keep-alive connections, and how many are open at once.
 //! The page itself — plain HTML, CSS and JavaScript, no build step — is embedded in the binary.
 
 mod api;
+pub mod connections;
 mod page;
 
 use std::sync::Arc;
@@ -163,6 +167,7 @@ pub fn router(served: Served, limits: Limits) -> Result<Router, Unsupported> {
         .route("/api/nll", post(api::nll))
         .route("/api/reconstruct", post(api::reconstruct))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

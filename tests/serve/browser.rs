@@ -14,6 +14,7 @@ use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerA
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use pixelcnn::serve::Limits;
+use pixelcnn::serve::connections::{self, ConnectionLimits};
 use serde_json::{Value, json};
 
 /// Ends the WebDriver process with the test.
@@ -110,7 +111,12 @@ async fn the_page_generates_and_completes_a_drawing_in_chromium() {
     let app = super::app("mnist-class", Limits::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(connections::serve(
+        listener,
+        app,
+        ConnectionLimits::default(),
+        std::future::pending(),
+    ));
     let port = free_port();
     let _driver = Driver(
         Command::new(driver)

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use pixelcnn::serve::Limits;
+use pixelcnn::serve::connections::{self, ConnectionLimits};
 use serde_json::json;
 
 const CLIENTS: usize = 6;
@@ -101,7 +102,12 @@ async fn load_of_concurrent_draws_on_loopback() {
     let app = super::app("mnist-class", limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(connections::serve(
+        listener,
+        app,
+        ConnectionLimits::default(),
+        std::future::pending(),
+    ));
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let before = resident_mib();
     let kinds = [Kind::Generate, Kind::Complete, Kind::Nll, Kind::Cancelled];
@@ -204,7 +210,12 @@ async fn a_client_that_stops_sending_gets_a_408() {
     let app = super::app("mnist-class", limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(connections::serve(
+        listener,
+        app,
+        ConnectionLimits::default(),
+        std::future::pending(),
+    ));
     let answer = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -1,9 +1,11 @@
 //! `pixelcnn serve`: every endpoint with good input (the result's shape, completions keep the
 //! given rows, the streamed images are the sampler's, the heat map's total is `eval`'s) and
 //! with bad input (the right status and a JSON message); draws beyond the cap are refused and
-//! a closed stream frees its slot; a bounded load on loopback; and the page in a real browser.
+//! a closed stream frees its slot; a bounded load on loopback; the connections' timeouts, cap
+//! and shutdown; and the page in a real browser.
 
 mod browser;
+mod connections;
 mod load;
 
 use axum::Router;
@@ -390,6 +392,15 @@ async fn bad_input_gets_a_4xx_with_a_message() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         error_of(&body);
     }
+    let (status, body) = get(&app, "/api/generate").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        error_of(&body).contains("does not take that method"),
+        "{body}"
+    );
+    let (status, body) = post(&app, "/api/model", &json!({})).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    error_of(&body);
     let unconditional = self::app("mnist-binarized", Limits::default());
     let (status, body) = post(
         &unconditional,
