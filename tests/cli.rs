@@ -1604,6 +1604,19 @@ fn serve_answers_on_its_address_and_refuses_what_it_cannot_serve() {
         &["serve", "--pretrained", "mnist-class", "--max-draws", "0"],
         "'--max-draws <MAX_DRAWS>'",
     );
+    // 64 draws of 1,024 images of the 20 × 64 model: 64 · 1,024 · 2.3 MB, 140 GiB.
+    assert_fails_with(
+        &[
+            "serve",
+            "--pretrained",
+            "mnist-binarized",
+            "--max-images",
+            "1024",
+            "--max-draws",
+            "64",
+        ],
+        "--max-images 1024 with --max-draws 64 could hold 143374 MB at once",
+    );
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
         .args([
@@ -2073,4 +2086,74 @@ fn an_out_that_is_a_folder_is_refused_before_any_work_and_nothing_is_left_in_it(
         .filter(|name| name.contains("tmp"))
         .collect();
     assert!(siblings.is_empty(), "temporary files left: {siblings:?}");
+}
+
+/// `VmRSS` and `VmHWM` (the peak) of process `pid`, in bytes.
+fn resident_memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[test]
+fn serve_gives_the_memory_of_a_draw_back() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args([
+            "serve",
+            "--pretrained",
+            "mnist-class",
+            "--max-images",
+            "1024",
+        ])
+        .args(["--addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let serving = lines.next().unwrap().unwrap();
+    let address = serving
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/');
+    let address = address.split('/').next().unwrap().to_string();
+    let (before, _) = resident_memory(server.id());
+    let body = r#"{"n": 1024, "seed": 1, "class": "all"}"#;
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /api/generate HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("event: done"), "{:.300}", answer);
+    // The draw has ended once its last row is sent; give its thread a moment to free.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (after, peak) = resident_memory(server.id());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    const MB: u64 = 1 << 20;
+    assert!(
+        peak > before + 200 * MB,
+        "the draw held {} MB",
+        (peak - before) / MB
+    );
+    assert!(
+        after < before + 64 * MB,
+        "{} MB before, {} MB after",
+        before / MB,
+        after / MB
+    );
 }

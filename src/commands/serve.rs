@@ -66,6 +66,7 @@ pub(crate) fn serve_command(args: ServeArgs, device: &Device) -> anyhow::Result<
         max_draws: args.max_draws,
         ..Limits::default()
     };
+    check_affordable(&served.config, &limits)?;
     let app = serve::router(served, limits)?;
     if !args.addr.ip().is_loopback() {
         eprintln!(
@@ -88,6 +89,37 @@ pub(crate) fn serve_command(args: ServeArgs, device: &Device) -> anyhow::Result<
         connections::serve(listener, app, ConnectionLimits::default(), stop).await;
         Ok(())
     })
+}
+
+/// Refuses limits under which the draws running at once could take more than half the memory
+/// the machine has available (Linux's MemAvailable; elsewhere nothing is checked).
+fn check_affordable(config: &RunConfig, limits: &Limits) -> anyhow::Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let per_image = serve::draw_bytes_per_image(config);
+    let draws = limits.max_draws as u64;
+    let cost = per_image * limits.max_images as u64 * draws;
+    if cost > available / 2 {
+        let most = (available / 2 / per_image / draws).max(1);
+        anyhow::bail!(
+            "--max-images {} with --max-draws {} could hold {} MB at once for this model, more than half of the {} MB available; lower them (--max-images {most} at most with --max-draws {})",
+            limits.max_images,
+            limits.max_draws,
+            cost >> 20,
+            available >> 20,
+            limits.max_draws
+        );
+    }
+    Ok(())
+}
+
+/// The memory the system has available for a new program, from `/proc/meminfo`.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The likelihood the header shows: a shipped model's card, or a run scored on the first

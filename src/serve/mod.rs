@@ -69,6 +69,22 @@ impl Default for Limits {
     }
 }
 
+/// The most bytes a cached draw of `config`'s model holds per image: 64 for each layer, feature
+/// channel, image column and colour, and the logits of a row. (Measured: 41 bytes for the
+/// 20 × 64 `mnist-binarized`, whose 1,024-image draw peaked at 1,553 MB; docs/serving.md.)
+pub fn draw_bytes_per_image(config: &RunConfig) -> u64 {
+    let model = &config.model;
+    let [layers, channels, width, colours, levels] = [
+        model.layers,
+        model.channels,
+        config.image_width,
+        model.input_channels,
+        model.levels,
+    ]
+    .map(|n| n as u64);
+    64 * layers * channels * width * colours + 4 * width * colours * levels
+}
+
 /// A test-set likelihood shown in the page's header, and where it comes from.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestScore {
