@@ -2,11 +2,13 @@
 //! errors they answer with.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use burn::prelude::*;
@@ -181,6 +183,23 @@ pub(super) async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: "no such page or endpoint".into(),
+    }
+}
+
+/// Answers a request whose handler has not answered within `timeout` (its body still
+/// arriving, say) with a 408: a draw's stream, once it is the answer, runs as long as the draw.
+pub(super) async fn deadline(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!("the request did not arrive within {timeout:?}"),
+        }
+        .into_response(),
     }
 }
 

@@ -27,13 +27,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use burn::module::Module;
 use burn::prelude::Device;
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::checkpoint::RunConfig;
 use crate::data::ImageSet;
@@ -185,9 +183,9 @@ pub fn router(served: Served, limits: Limits) -> Result<Router, Unsupported> {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
+            api::deadline,
         ))
         .with_state(state))
 }

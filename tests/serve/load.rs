@@ -222,11 +222,20 @@ async fn a_client_that_stops_sending_gets_a_408() {
         // The head promises 100 bytes of body; one arrives.
         let head = "POST /api/nll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
         stream.write_all(head.as_bytes()).unwrap();
-        let mut answer = vec![0; 64];
-        let read = stream.read(&mut answer).expect("the server answers a stalled request");
+        let mut answer = vec![0; 1024];
+        let mut read = 0;
+        while !String::from_utf8_lossy(&answer[..read]).contains('}') {
+            let more = stream.read(&mut answer[read..]).expect("the server answers a stalled request");
+            assert!(more > 0, "closed after {read} bytes");
+            read += more;
+        }
         String::from_utf8_lossy(&answer[..read]).into_owned()
     })
     .await
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("{\"error\":\"the request did not arrive within 500ms\"}"),
+        "{answer}"
+    );
 }
