@@ -6,9 +6,10 @@
 //!
 //! The `pixelcnn` program is behind the default cargo feature `cli`, which turns on `serve` (the
 //! web page of `pixelcnn serve`, [`serve`]). The library alone (`default-features = false`)
-//! needs none of their dependencies (clap, anyhow, ctrlc, axum, tokio); each module
-//! reports failures with its own error type, such as [`train::TrainError`], which wraps those of
-//! the data, checkpoint, log and picture modules it uses.
+//! needs none of their dependencies (clap, anyhow, ctrlc, indicatif, axum, tokio, hyper); each
+//! module reports failures with its own error type, such as [`train::TrainError`], which wraps
+//! those of the data, checkpoint, log and picture modules it uses. The library prints nothing:
+//! training reports its progress to the [`observer::TrainObserver`] its caller passes.
 //!
 //! ```
 //! use burn::prelude::*;
@@ -37,6 +38,7 @@ pub mod files;
 pub mod histogram;
 pub mod loss;
 pub mod model;
+pub mod observer;
 mod ops;
 pub mod parallel;
 pub mod picture;

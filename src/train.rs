@@ -12,7 +12,6 @@ use std::time::Instant;
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use crate::animation::write_progress_gif;
@@ -24,10 +23,11 @@ use crate::loss::{bits_per_dim, mean_nll, nats_to_bits, squared_error};
 use crate::model::{
     Conditioning, Objective, PixelCnn, PixelCnnConfig, intensities_to_levels, one_hot,
 };
+use crate::observer::{Interval, Start, Step, Timing as TimingReport, TrainObserver};
 use crate::parallel::{self, Collective, ParallelError, Single};
 use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
-use crate::precision::{self, Precision};
+use crate::precision;
 use crate::random;
 use crate::recipe::{average, clipping, grow};
 use crate::run_log::{IntervalLoss, LogError, LossLog, Metrics, append_metrics, roll_back};
@@ -115,8 +115,8 @@ impl BatchOrder {
 
 /// Trains (or, with `resume`, continues training from its checkpoint) the run in `run` on the
 /// training and validation sets given, stopping early with a checkpoint when `interrupt` is
-/// set. Progress goes to standard error. A run of several shards trains them side by side as
-/// ranks in threads of this process ([`parallel::in_threads`]).
+/// set. It prints nothing: progress goes to `observer`. A run of several shards trains them side
+/// by side as ranks in threads of this process ([`parallel::in_threads`]).
 pub fn train(
     run: &RunDir,
     config: &RunConfig,
@@ -124,13 +124,21 @@ pub fn train(
     resume: bool,
     device: &Device,
     interrupt: &AtomicBool,
+    observer: &dyn TrainObserver,
 ) -> Result<Outcome, TrainError> {
+    let rank_of = |collective: &dyn Collective, sets| {
+        let context = Context {
+            device,
+            interrupt,
+            collective,
+            observer,
+        };
+        train_on(run, config, sets, resume, &context)
+    };
     if config.shards == 1 {
-        return train_on(run, config, sets, resume, device, interrupt, &Single);
+        return rank_of(&Single, sets);
     }
-    let outcomes = parallel::in_threads(config.shards, |rank| {
-        train_on(run, config, sets.clone(), resume, device, interrupt, rank)
-    })?;
+    let outcomes = parallel::in_threads(config.shards, |rank| rank_of(rank, sets.clone()))?;
     first_cause(outcomes)
 }
 
@@ -148,19 +156,32 @@ fn first_cause(outcomes: Vec<Result<Outcome, TrainError>>) -> Result<Outcome, Tr
     }
 }
 
-/// [`train`] as one of the ranks of `collective` ([`crate::parallel`]): each global batch is
-/// split across the ranks and their gradients averaged; rank 0 alone writes the run folder
-/// (logs, checkpoints, pictures) and shows progress; validation is split across the ranks too.
-/// Ctrl-C on any rank stops every rank at the same step.
+/// Where a rank of a run trains: its device, the flag that interrupts it, the ranks it trains
+/// with and who hears of its progress.
+pub struct Context<'a> {
+    pub device: &'a Device,
+    pub interrupt: &'a AtomicBool,
+    pub collective: &'a dyn Collective,
+    pub observer: &'a dyn TrainObserver,
+}
+
+/// [`train`] as one of the ranks of `context.collective` ([`crate::parallel`]): each global
+/// batch is split across the ranks and their gradients averaged; rank 0 alone writes the run
+/// folder (logs, checkpoints, pictures) and reports progress; validation is split across the
+/// ranks too. Ctrl-C on any rank stops every rank at the same step.
 pub fn train_on(
     run: &RunDir,
     config: &RunConfig,
     (train_set, validation): (ImageSet, ImageSet),
     resume: bool,
-    device: &Device,
-    interrupt: &AtomicBool,
-    collective: &dyn Collective,
+    context: &Context,
 ) -> Result<Outcome, TrainError> {
+    let Context {
+        device,
+        interrupt,
+        collective,
+        observer,
+    } = *context;
     precision::set(config.precision)?;
     let batch_size = config.batch_size.min(train_set.len());
     let shard = parallel::shard(batch_size, collective)?;
@@ -196,28 +217,22 @@ pub fn train_on(
         .map(|_| average.unwrap_or_else(|| model.valid()));
     let validation = validation.for_evaluation(config.binarization);
     if leader {
-        describe(config, &model, &train_set, &validation);
-        if collective.ranks() > 1 {
-            let (ranks, members) = (collective.ranks(), collective.members());
-            eprintln!(
-                "data-parallel: {ranks} {members}, {} images each per step",
-                shard.len()
-            );
-        }
+        observer.started(&Start {
+            config,
+            parameters: model.num_params(),
+            train_images: train_set.len(),
+            validation_images: validation.len(),
+            step,
+            ranks: (collective.ranks() > 1)
+                .then(|| (collective.ranks(), collective.members(), shard.len())),
+        });
     }
     if step >= config.steps {
-        if leader {
-            eprintln!("the run already has {step} of {} steps", config.steps);
-        }
         return Ok(Outcome::Finished { step, last: None });
     }
 
     let objective = config.model.arch.objective();
     let mut losses = leader.then(|| LossLog::open(run, objective)).transpose()?;
-    let progress = match leader {
-        true => progress_bar(step, config.steps),
-        false => ProgressBar::hidden(),
-    };
     let mut order = BatchOrder::new(config.seed, train_set.len(), batch_size);
     let mut window = LossWindow::default();
     let mut timing = Timing::default();
@@ -249,21 +264,18 @@ pub fn train_on(
             ranks => f64::from(extra[0]) / ranks as f64,
         };
         if extra[1] > 0.0 {
-            progress.abandon();
             if leader {
                 run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
             }
             return Ok(Outcome::Interrupted { step });
         }
         if !loss_value.is_finite() {
-            progress.abandon();
             return Err(TrainError::NonFiniteLoss {
                 step: step + 1,
                 loss: loss_value,
             });
         }
         if let Some(parameter) = non_finite_gradient(&model, &grads) {
-            progress.abandon();
             return Err(TrainError::NonFiniteGradient {
                 step: step + 1,
                 parameter,
@@ -286,22 +298,20 @@ pub fn train_on(
             losses.record(step, loss_value)?;
         }
         window.add(loss_value);
-        let images_per_second = batch_size as f64 / started.elapsed().as_secs_f64();
-        progress.set_position(step as u64);
-        // With clipping on, the norm before clipping, to show how often the ceiling bites.
-        let norm = gradient_norm.map_or(String::new(), |n| format!(", gradient norm {n:.3}"));
-        progress.set_message(format!(
-            "loss {}{norm}, {images_per_second:.0} img/s",
-            in_unit(objective, loss_value)
-        ));
+        if leader {
+            observer.stepped(&Step {
+                step,
+                steps: config.steps,
+                loss: loss_value,
+                objective,
+                gradient_norm,
+                images_per_second: batch_size as f64 / started.elapsed().as_secs_f64(),
+            });
+        }
         if step % config.interval == 0 || step == config.steps {
-            progress.suspend(|| -> Result<(), TrainError> {
-                let inference = average.clone().unwrap_or_else(|| model.valid());
-                let validation_score =
-                    validate(&inference, config, &validation, device, collective)?;
-                if !leader {
-                    return Ok(());
-                }
+            let inference = average.clone().unwrap_or_else(|| model.valid());
+            let validation_score = validate(&inference, config, &validation, device, collective)?;
+            if leader {
                 let metrics = finish_interval(
                     run,
                     config,
@@ -312,19 +322,17 @@ pub fn train_on(
                     device,
                 )?;
                 run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
-                let (train, validation) = metrics.loss.train_and_validation();
-                let unit = metrics.loss.unit();
-                eprintln!(
-                    "step {step}: train {train:.4} {unit}, validation {validation:.4} {unit}"
-                );
+                observer.interval(&Interval {
+                    metrics,
+                    checkpoint: run.checkpoint_path(),
+                    samples: run.samples_path(step),
+                });
                 last = Some(metrics);
-                Ok(())
-            })?;
+            }
         }
     }
-    progress.finish();
     if leader && collective.ranks() > 1 {
-        timing.report();
+        observer.timing(&timing.report());
     }
     Ok(Outcome::Finished { step, last })
 }
@@ -358,40 +366,12 @@ struct Timing {
 }
 
 impl Timing {
-    fn report(&self) {
-        let share = self.reduce.as_secs_f64() / self.steps.as_secs_f64().max(f64::MIN_POSITIVE);
-        eprintln!(
-            "data-parallel: {:.1} ms a step, of which the gradients' all-reduce {:.1} ms ({:.1}%)",
-            self.steps.as_secs_f64() * 1e3 / f64::from(self.count.max(1)),
-            self.reduce.as_secs_f64() * 1e3 / f64::from(self.count.max(1)),
-            100.0 * share
-        );
-    }
-}
-
-/// The run's binarisation, model and data, said once at the start.
-fn describe(config: &RunConfig, model: &PixelCnn, train_set: &ImageSet, validation: &ImageSet) {
-    if let Some(binarization) = config.binarization {
-        eprintln!("binarisation: {}", binarization.describe());
-    }
-    let kind = if train_set.channels == 1 {
-        "grayscale"
-    } else {
-        "RGB"
-    };
-    eprintln!(
-        "model: {:?} architecture, {} parameters; data: {} training, {} validation images of {}×{} {kind}",
-        config.model.arch,
-        model.num_params(),
-        train_set.len(),
-        validation.len(),
-        train_set.height,
-        train_set.width,
-    );
-    if config.precision == Precision::Bf16 {
-        eprintln!(
-            "precision: bf16 operands and f32 sums in the products at least 32 deep and 32 wide, f32 elsewhere"
-        );
+    fn report(&self) -> TimingReport {
+        let count = self.count.max(1);
+        TimingReport {
+            step: self.steps / count,
+            reduce: self.reduce / count,
+        }
     }
 }
 
@@ -563,23 +543,6 @@ fn batch_loss(
             targets,
         ),
     }
-}
-
-/// A training loss for the progress bar, named by its unit.
-fn in_unit(objective: Objective, loss: f64) -> String {
-    match objective {
-        Objective::Nll => format!("{:.4} bits/dim", nats_to_bits(loss)),
-        Objective::Mse => format!("{loss:.5} mse"),
-    }
-}
-
-fn progress_bar(position: usize, total: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64).with_position(position as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta}] {msg}")
-            .expect("valid template"),
-    );
-    bar
 }
 
 /// Training losses since the last interval.

@@ -160,6 +160,7 @@ fn the_mse_autoencoder_reconstructs_clearly_better_than_the_mean_image() {
         false,
         &Device::flex(),
         &AtomicBool::new(false),
+        &(),
     );
     let Ok(Outcome::Finished {
         last:

@@ -31,7 +31,15 @@ fn config(steps: usize, precision: Precision) -> RunConfig {
 fn train_run(run: &RunDir, config: &RunConfig, resume: bool) -> Result<Outcome, TrainError> {
     run.create().unwrap();
     let interrupt = AtomicBool::new(false);
-    train(run, config, data(), resume, &Device::flex(), &interrupt)
+    train(
+        run,
+        config,
+        data(),
+        resume,
+        &Device::flex(),
+        &interrupt,
+        &(),
+    )
 }
 
 /// Each interval's validation bits/dim.

@@ -195,6 +195,7 @@ fn train_toy(config: &RunConfig, validation: &ImageSet) -> (tempfile::TempDir, f
         false,
         &Device::flex(),
         &AtomicBool::new(false),
+        &(),
     )
     .unwrap();
     let Outcome::Finished {

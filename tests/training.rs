@@ -10,6 +10,7 @@ use common::{context_free_bits, data, small_config as config};
 use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::Binarization;
 use pixelcnn::model::PixelCnn;
+use pixelcnn::observer::{Interval, Start, Step, Timing, TrainObserver};
 use pixelcnn::recipe::Recipe;
 use pixelcnn::run_log::{IntervalLoss, Metrics, read_losses};
 use pixelcnn::train::{Outcome, train};
@@ -43,6 +44,7 @@ fn train_run(run: &RunDir, config: &RunConfig, resume: bool) -> Outcome {
         resume,
         &Device::flex(),
         &AtomicBool::new(false),
+        &(),
     )
     .unwrap()
 }
@@ -198,7 +200,15 @@ fn an_interrupt_saves_a_checkpoint_at_the_current_step() {
             shards,
             ..config(50, 25)
         };
-        let outcome = train(&run, &config, data(), false, &Device::flex(), &interrupted);
+        let outcome = train(
+            &run,
+            &config,
+            data(),
+            false,
+            &Device::flex(),
+            &interrupted,
+            &(),
+        );
         assert!(
             matches!(outcome, Ok(Outcome::Interrupted { step: 0 })),
             "{shards} shards: {outcome:?}"
@@ -222,6 +232,7 @@ fn resuming_with_another_model_shape_is_refused() {
         true,
         &Device::flex(),
         &AtomicBool::new(false),
+        &(),
     )
     .unwrap_err()
     .to_string();
@@ -368,8 +379,90 @@ fn when_the_first_shard_cannot_write_its_log_the_run_stops_with_that_error() {
         false,
         &Device::flex(),
         &AtomicBool::new(false),
+        &(),
     );
     let error = outcome.expect_err("the log cannot be written").to_string();
     assert!(error.contains("losses.csv"), "{error}");
     assert!(!error.contains("another training thread"), "{error}");
+}
+
+/// Every report of a run, in order, as text.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl TrainObserver for Recorder {
+    fn started(&self, start: &Start) {
+        let line = format!("started at {} of {}", start.step, start.config.steps);
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn stepped(&self, step: &Step) {
+        assert!(step.loss.is_finite() && step.images_per_second > 0.0);
+        let line = format!("step {} of {}", step.step, step.steps);
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn interval(&self, interval: &Interval) {
+        // Reported once the interval's checkpoint and grid are written.
+        let checkpoint = std::fs::read(&interval.checkpoint).unwrap();
+        assert!(interval.samples.is_file());
+        let step = u64::from_le_bytes(checkpoint[12..20].try_into().unwrap());
+        let line = format!("interval {} (checkpoint at {step})", interval.metrics.step);
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn timing(&self, timing: &Timing) {
+        assert!(timing.reduce <= timing.step);
+        self.0.lock().unwrap().push("timing".into());
+    }
+}
+
+#[test]
+fn a_run_reports_to_its_observer_once_per_event_from_one_rank() {
+    for shards in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        run.create().unwrap();
+        let recorder = Recorder::default();
+        let config = RunConfig {
+            shards,
+            precision: Default::default(),
+            ..config(4, 2)
+        };
+        let interrupt = AtomicBool::new(false);
+        train(
+            &run,
+            &config,
+            data(),
+            false,
+            &Device::flex(),
+            &interrupt,
+            &recorder,
+        )
+        .unwrap();
+        let mut expected = vec!["started at 0 of 4".to_string()];
+        for step in 1..=4 {
+            expected.push(format!("step {step} of 4"));
+            if step % 2 == 0 {
+                expected.push(format!("interval {step} (checkpoint at {step})"));
+            }
+        }
+        if shards > 1 {
+            expected.push("timing".into());
+        }
+        assert_eq!(*recorder.0.lock().unwrap(), expected, "{shards} shards");
+        // A finished run resumed reports where it stands and nothing else.
+        let again = Recorder::default();
+        train(
+            &run,
+            &config,
+            data(),
+            true,
+            &Device::flex(),
+            &interrupt,
+            &again,
+        )
+        .unwrap();
+        assert_eq!(*again.0.lock().unwrap(), ["started at 4 of 4"]);
+    }
 }

@@ -7,6 +7,7 @@ pub(crate) mod complete;
 pub(crate) mod eval;
 pub(crate) mod export;
 pub(crate) mod histogram;
+pub(crate) mod progress;
 pub(crate) mod sample;
 pub(crate) mod serve;
 pub(crate) mod train;

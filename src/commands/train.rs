@@ -17,6 +17,7 @@ use pixelcnn::recipe::grow::check_growable;
 use pixelcnn::recipe::{NEW_RUN, Recipe};
 use pixelcnn::train::{Outcome, train, train_on};
 
+use super::progress::Progress;
 use super::read_embeddings;
 use super::values::{self, at_least, between, positive};
 
@@ -297,18 +298,29 @@ pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<
     }
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
+    let progress = Progress::default();
     let outcome = match collective.ranks() {
-        1 => train(&run, &config, sets, args.resume, device, &INTERRUPTED)?,
-        _ => train_on(
+        1 => train(
             &run,
             &config,
             sets,
             args.resume,
             device,
             &INTERRUPTED,
-            collective.as_ref(),
-        )?,
+            &progress,
+        ),
+        _ => {
+            let context = pixelcnn::train::Context {
+                device,
+                interrupt: &INTERRUPTED,
+                collective: collective.as_ref(),
+                observer: &progress,
+            };
+            train_on(&run, &config, sets, args.resume, &context)
+        }
     };
+    progress.finish();
+    let outcome = outcome?;
     if !leader {
         return Ok(());
     }
