@@ -4,12 +4,11 @@
 //! Mixed precision as PyTorch's bf16 autocast does it on such processors: every product of the
 //! convolutions (forward and backward) rounds its two factors to bf16 and accumulates in f32;
 //! the weights, their gradients, the optimiser's state, the gates and the likelihood stay f32.
-//! The setting is process-wide, like PyTorch's `set_float32_matmul_precision`: `pixelcnn
-//! train` and `pixelcnn bench` set it from their `--precision` (and refuse bf16 on a GPU, whose
-//! backends compute in f32 and ignore it). The kernel and why it pays are in the module that
-//! computes the products (README, "Speed").
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! A precision holds for the call that asks for it and no longer: [`scoped`] turns it on for
+//! the process, as PyTorch's autocast context does for its thread, and the guard it returns
+//! restores what it found when dropped. Training takes its run's precision so
+//! ([`crate::train::train`]), and `pixelcnn bench` its `--precision`; a GPU's backends compute
+//! in f32 and ignore it. The kernel and why it pays are in `crate::ops` (docs/speed.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -32,27 +31,40 @@ pub enum Precision {
 )]
 pub struct Unsupported;
 
-static BF16_PRODUCTS: AtomicBool = AtomicBool::new(false);
-
 /// Whether this processor can run the bf16 products.
 pub fn bf16_available() -> bool {
     crate::ops::bf16_available()
 }
 
-/// Sets the precision of every product the CPU backend computes from now on, in this process.
-pub fn set(precision: Precision) -> Result<(), Unsupported> {
+/// Runs the CPU's products in `precision` until the guard returned is dropped, which restores
+/// the precision it found. Calls that overlap in one process share the setting.
+pub fn scoped(precision: Precision) -> Result<Scoped, Unsupported> {
     if precision == Precision::Bf16 && !bf16_available() {
         return Err(Unsupported);
     }
-    BF16_PRODUCTS.store(precision == Precision::Bf16, Ordering::Relaxed);
-    Ok(())
+    Ok(Scoped {
+        previous: crate::ops::set_bf16_products(precision == Precision::Bf16),
+    })
 }
 
 /// The precision the products run in now.
 pub fn current() -> Precision {
-    if BF16_PRODUCTS.load(Ordering::Relaxed) {
+    if crate::ops::bf16_products() {
         Precision::Bf16
     } else {
         Precision::F32
+    }
+}
+
+/// A precision in force: [`scoped`]'s guard.
+#[must_use = "the precision holds only while the guard lives"]
+#[derive(Debug)]
+pub struct Scoped {
+    previous: bool,
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        crate::ops::set_bf16_products(self.previous);
     }
 }

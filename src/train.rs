@@ -135,6 +135,7 @@ pub fn train(
         };
         train_on(run, config, sets, resume, &context)
     };
+    let _precision = precision::scoped(config.precision)?;
     if config.shards == 1 {
         return rank_of(&Single, sets);
     }
@@ -182,7 +183,8 @@ pub fn train_on(
         collective,
         observer,
     } = *context;
-    precision::set(config.precision)?;
+    // Held by each rank; where `train` holds it already, this one finds and restores the same.
+    let _precision = precision::scoped(config.precision)?;
     let batch_size = config.batch_size.min(train_set.len());
     let shard = parallel::shard(batch_size, collective)?;
     let leader = collective.rank() == 0;

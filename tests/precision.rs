@@ -56,7 +56,7 @@ fn validation_bits(run: &RunDir) -> Vec<f64> {
 
 /// Logits of the run's checkpointed model on a fixed batch, in f32.
 fn checkpoint_logits(run: &RunDir) -> Vec<f32> {
-    precision::set(Precision::F32).unwrap();
+    let _f32 = precision::scoped(Precision::F32).unwrap();
     let model = run.load_checkpoint(&Device::flex()).unwrap().model;
     let input = data().1.batch(&[0, 1, 2, 3], 4, &Device::flex());
     model.forward(input).into_data().try_into_vec().unwrap()
@@ -119,4 +119,31 @@ fn a_bf16_run_resumes_bit_for_bit() {
     train_run(&resumed, &config(40, Precision::Bf16), true).unwrap();
     assert_eq!(validation_bits(&straight), validation_bits(&resumed));
     assert_eq!(checkpoint_logits(&straight), checkpoint_logits(&resumed));
+}
+
+#[test]
+fn a_precision_holds_for_its_call_and_no_longer() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(precision::current(), Precision::F32);
+    // A bf16 run, or its refusal where the processor lacks bf16, leaves the products in f32.
+    let _ = train_run(&RunDir::new(dir.path()), &config(2, Precision::Bf16), false);
+    assert_eq!(precision::current(), Precision::F32);
+    if !bf16_here() {
+        assert!(precision::scoped(Precision::Bf16).is_err());
+        assert_eq!(precision::current(), Precision::F32);
+        return;
+    }
+    let outer = precision::scoped(Precision::Bf16).unwrap();
+    {
+        let _inner = precision::scoped(Precision::F32).unwrap();
+        assert_eq!(precision::current(), Precision::F32);
+    }
+    assert_eq!(precision::current(), Precision::Bf16);
+    // An f32 run inside it computes in f32 and gives the caller's bf16 back.
+    let run = RunDir::new(dir.path().join("f32"));
+    train_run(&run, &config(2, Precision::F32), false).unwrap();
+    assert_eq!(precision::current(), Precision::Bf16);
+    drop(outer);
+    assert_eq!(precision::current(), Precision::F32);
 }

@@ -42,7 +42,7 @@ pub(crate) fn bench_command(args: BenchArgs, device: &Device) -> anyhow::Result<
     if args.precision == Precision::Bf16 && !parallel::on_cpu(device) {
         anyhow::bail!("--precision bf16 is the CPU's mixed precision; a GPU computes in f32");
     }
-    precision::set(args.precision)?;
+    let _precision = precision::scoped(args.precision)?;
     let gemm = args.sampling.then(|| gemm_flops(device));
     for config in configs {
         let figures = if let Some(gemm) = gemm {

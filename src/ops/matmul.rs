@@ -355,8 +355,7 @@ impl Product {
     /// AVX-512 BF16, and the product large enough to gain ([`super::bf16`]).
     pub(super) fn in_bf16(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
-        return crate::precision::current() == crate::precision::Precision::Bf16
-            && super::bf16::pays(self);
+        return super::bf16_products() && super::bf16::pays(self);
         #[cfg(not(target_arch = "x86_64"))]
         false
     }
@@ -369,7 +368,8 @@ impl Product {
     unsafe fn write(&self, out: *mut f32, accumulate: bool, parallel: bool) {
         #[cfg(target_arch = "x86_64")]
         if self.in_bf16() {
-            // SAFETY: as for this function; `precision::set` checked the processor.
+            // SAFETY: as for this function; the bf16 products are turned on only after
+            // `precision::scoped` checked the processor.
             return unsafe { super::bf16::write(self, out, accumulate, parallel) };
         }
         let Product { m, k, n, .. } = *self;

@@ -17,7 +17,21 @@ pub(crate) mod softmax_nll;
 mod vector_exp;
 pub(crate) mod window;
 
-/// Whether this processor can run the products with bf16 operands ([`crate::precision`]).
+/// Whether the CPU's products run with bf16 operands now: set only through
+/// the precision module's `scoped`, which checks the processor first and restores what it found.
+static BF16_PRODUCTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the CPU's products run with bf16 operands now.
+pub(crate) fn bf16_products() -> bool {
+    BF16_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Turns the bf16 products on or off; returns whether they were on.
+pub(crate) fn set_bf16_products(on: bool) -> bool {
+    BF16_PRODUCTS.swap(on, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether this processor can run the products with bf16 operands.
 pub(crate) fn bf16_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     return bf16::available();

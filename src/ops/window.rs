@@ -644,7 +644,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn maps_rounded_as_they_are_copied_equal_the_copies_rounded() {
-        if !crate::precision::bf16_available() {
+        if !crate::ops::bf16_available() {
             let required = std::env::var_os("PIXELCNN_REQUIRE_BF16");
             assert!(required.is_none(), "this processor lacks AVX-512 BF16");
             return;
