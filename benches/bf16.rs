@@ -8,7 +8,7 @@
 //! with bf16 inputs and f32 accumulation on the processor's AVX-512 BF16 dot product
 //! (`vdpbf16ps`, through the `gemmkit` crate's kernel with f32 output): the kernel alone on
 //! operands already in bf16, and with the conversion of the f32 operands the model holds.
-//! README, "Speed", has the figures and what they decided. On a processor without AVX-512 BF16
+//! docs/speed.md has the figures and what they decided. On a processor without AVX-512 BF16
 //! only the f32 products are measured.
 
 use criterion::{Criterion, criterion_group, criterion_main};

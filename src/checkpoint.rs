@@ -21,7 +21,7 @@ use crate::files::{
 };
 use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
 use crate::precision::Precision;
-use crate::recipe::Recipe;
+use crate::recipe::{NEW_RUN, Recipe};
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
 /// Version of the checkpoint layout; bumped whenever it or a model's weights change. Version 2:
@@ -108,6 +108,32 @@ fn one_shard() -> usize {
 pub const MAX_SHARDS: usize = 64;
 
 impl RunConfig {
+    /// A new run of `model` on images of `height` × `width`, with `pixelcnn train`'s defaults:
+    /// 400 steps of batch 32, Adam at 3e-3, seed 0, validation and a checkpoint every 200 steps,
+    /// the recipe of [`NEW_RUN`], one shard, f32 products, and data from the caller (no data
+    /// set or folder recorded). Change what you need with struct update syntax.
+    pub fn new(model: PixelCnnConfig, height: usize, width: usize) -> Self {
+        Self {
+            model,
+            batch_size: 32,
+            learning_rate: 3e-3,
+            seed: 0,
+            steps: 400,
+            interval: 200,
+            dataset: Dataset::default(),
+            data_dir: None,
+            image_size: None,
+            condition_file: None,
+            image_height: height,
+            image_width: width,
+            binarization: None,
+            recipe: NEW_RUN,
+            shards: 1,
+            precision: Precision::F32,
+            init_from: None,
+        }
+    }
+
     /// Parses and checks the contents of a `config.json`.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let config: Self =

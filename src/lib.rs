@@ -11,6 +11,26 @@
 //! those of the data, checkpoint, log and picture modules it uses. The library prints nothing:
 //! training reports its progress to the [`observer::TrainObserver`] its caller passes.
 //!
+//! Score images with a model shipped in the library (the `score_images` example in full;
+//! `train_own_images` trains on images held in memory, `sample_pretrained` draws a grid):
+//!
+//! ```
+//! use burn::prelude::*;
+//! use pixelcnn::data::DataSource;
+//! use pixelcnn::evaluate::{Likelihood, image_nll};
+//! use pixelcnn::pretrained;
+//!
+//! let device = Device::flex();
+//! let (config, model) = pretrained::find("mnist-class")?.load(&device)?;
+//! let digits = DataSource::Embedded.test(None)?.for_evaluation(config.binarization);
+//! let nats = image_nll(&model, &config.model, &digits, 20, &device); // the first 20 images
+//! let mean = Likelihood::of_images(&nats, digits.values_per_image());
+//! assert!(mean.bits_per_dim < 0.3, "{mean:?}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The model itself, from scratch:
+//!
 //! ```
 //! use burn::prelude::*;
 //! use pixelcnn::model::PixelCnnConfig;

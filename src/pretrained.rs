@@ -2,7 +2,7 @@
 //! completes and evaluates good digits seconds after the build, without training. Each is a
 //! safetensors file of [`crate::export`] (weights and the run's settings) in the repository's
 //! `models/` folder, embedded with `include_bytes!`, beside a card that says how it was trained
-//! and what it scores; the README's table of pretrained models is built from the cards.
+//! and what it scores; the tables of pretrained models in the README and docs/likelihood.md give the cards' figures.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

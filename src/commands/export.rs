@@ -15,7 +15,7 @@ use super::ModelChoice;
 pub(crate) struct ExportArgs {
     #[command(flatten)]
     model: ModelChoice,
-    /// The file to write, conventionally NAME.safetensors (tensor names and layouts: README).
+    /// The file to write, conventionally NAME.safetensors (tensor names and layouts: docs/usage.md, `export`).
     #[arg(long)]
     out: PathBuf,
 }

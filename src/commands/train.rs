@@ -49,7 +49,7 @@ pub(crate) struct TrainArgs {
     resume: bool,
     /// Start from the weights of the trained run in this folder (its moving average where it
     /// keeps one), and deeper than it where --layers asks for more layers: the new layers start
-    /// by adding nothing, so the run begins at that run's likelihood (README, `train`). Every
+    /// by adding nothing, so the run begins at that run's likelihood (docs/usage.md, `train`). Every
     /// model flag left out, and --binarize unless --levels is given, takes that run's value.
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
@@ -80,8 +80,8 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_parser = between(1, MAX_SHARDS))]
     shards: Option<usize>,
     /// Precision of the matrix products: f32, or bf16 operands with f32 accumulation on a
-    /// processor with AVX-512 BF16 (faster for models of 16 channels and more; README,
-    /// "Speed") [default: f32; with --resume, the run's].
+    /// processor with AVX-512 BF16 (faster for models of 16 channels and more; docs/speed.md)
+    /// [default: f32; with --resume, the run's].
     #[arg(long, value_enum)]
     precision: Option<Precision>,
     #[command(flatten)]
@@ -224,7 +224,7 @@ pub(crate) enum ConditionKind {
 pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn train_command(args: TrainArgs, device: &Device) -> anyhow::Result<()> {
-    // One process, or one rank of `mpirun -np N` (src/parallel.rs).
+    // One process, or one rank of `mpirun -np N` (src/parallel/).
     let collective = parallel::from_environment()?;
     let leader = collective.rank() == 0;
     let run = RunDir::new(&args.out);
@@ -613,17 +613,25 @@ pub(crate) fn run_config(
         None => new_model(m, levels, train_set, source)?,
     };
     model.validate().map_err(anyhow::Error::msg)?;
+    let new = RunConfig::new(model.clone(), train_set.height, train_set.width);
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
         given.or(stored).unwrap_or(default)
     };
-    let batch_size = pick(args.batch_size, stored.map(|s| s.batch_size), 32);
-    let interval = pick(args.interval, stored.map(|s| s.interval), 200);
+    let batch_size = pick(
+        args.batch_size,
+        stored.map(|s| s.batch_size),
+        new.batch_size,
+    );
+    let interval = pick(args.interval, stored.map(|s| s.interval), new.interval);
     let steps = match args.epochs {
         Some(epochs) => epochs.saturating_mul(train_set.len() / batch_size.min(train_set.len())),
-        None => pick(args.steps, stored.map(|s| s.steps), 400),
+        None => pick(args.steps, stored.map(|s| s.steps), new.steps),
     };
-    let learning_rate = args.lr.or(stored.map(|s| s.learning_rate)).unwrap_or(3e-3);
-    let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(0);
+    let learning_rate = args
+        .lr
+        .or(stored.map(|s| s.learning_rate))
+        .unwrap_or(new.learning_rate);
+    let seed = args.seed.or(stored.map(|s| s.seed)).unwrap_or(new.seed);
     let binarization = match stored {
         Some(s) if m.binarize.is_some_and(|b| Some(b) != s.binarization) => bail!(
             "cannot resume with another binarisation: the run's is {}",

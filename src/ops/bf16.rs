@@ -57,7 +57,7 @@ const MIN_ROWS: usize = 64;
 /// Whether `product` is large enough to run in bf16: at least [`MIN_SIDE`] deep and wide and
 /// [`MIN_ROWS`] long. Smaller products — the first layer's, the last layer of the head's, the
 /// weight gradients of narrow layers (few rows against a contraction over every pixel) — spend
-/// more on packing than the faster multiply saves, and stay f32 (README, "Speed").
+/// more on packing than the faster multiply saves, and stay f32 (docs/speed.md).
 pub(super) fn pays(product: &Product) -> bool {
     product.k >= MIN_SIDE && product.n >= MIN_SIDE && product.m >= MIN_ROWS
 }

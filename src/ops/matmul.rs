@@ -427,7 +427,7 @@ impl Product {
     /// over every pixel of the batch (K in the tens of thousands) into a small `[M, N]`:
     /// `gemm` parallelises over the output, which such a product has too little of: on two
     /// cores the weight gradient of config P's vertical convolution took 6.62 ms as one product
-    /// and 5.69 ms split (README, "Speed").
+    /// and 5.69 ms split (docs/speed.md).
     ///
     /// # Safety
     /// As [`multiply`], with `k ≥ DEPTH_PARTS`.

@@ -175,7 +175,7 @@ pub fn cpu_threads(device: &Device) -> usize {
 /// `condition` `[B, d]`), computed in `shards` equal parts of the batch side by side, each on
 /// its own thread with its share of the pool ([`in_threads`]), as `train --shards` splits a
 /// training batch: on the CPU the threads then meet once instead of at each of the forward
-/// pass's hundreds of small operations (README, "Speed"). Each
+/// pass's hundreds of small operations (docs/speed.md). Each
 /// image's logits are those of the model's own forward pass on its part of the batch; one
 /// shard is that forward pass.
 pub fn forward_in_shards(

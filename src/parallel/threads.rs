@@ -7,7 +7,7 @@
 //! operations on their own threads hand off nothing until the one sum of their gradients. The
 //! sum adds the ranks' values in rank order, so a run's result depends on its number of ranks
 //! (as it would on the order of any sum) but not on timing or on the threads each rank gets.
-//! Measured on config S and P (README, "Speed"): a step in two shards of one thread each takes
+//! Measured on config S and P (docs/speed.md): a step in two shards of one thread each takes
 //! 0.77–0.86× the time of one shard on both threads.
 
 use std::cell::RefCell;

@@ -4,7 +4,7 @@
 //! from another is a departure, for a machine of few cores. A deeper model trained from scratch spends again the
 //! CPU-hours its shallower predecessor already spent to reach its likelihood; grown from it, the
 //! run starts at that likelihood and buys only what the new layers add: capacity, and a
-//! vertical receptive field one row taller per layer. README, "Binarised MNIST", gives the
+//! vertical receptive field one row taller per layer. docs/likelihood.md, "Binarised MNIST", gives the
 //! measured effect.
 //!
 //! The new model takes the source's layers, condition map and output head (its moving average

@@ -4,7 +4,7 @@
 //! averaging, which PixelCNN++ evaluates with: arXiv 1701.05517, Section 3) and a ceiling on the
 //! gradient's norm. Each is off in a [`Recipe::default`] (and so in run configs written before
 //! the recipe existed); a new `pixelcnn train` run starts from [`NEW_RUN`], which keeps what
-//! measurably helped at an equal budget (README, "Measured here"): the moving average and
+//! measurably helped at an equal budget (docs/likelihood.md, "The recipe, and short runs"): the moving average and
 //! clipping, not the schedule.
 //!
 //! Every part is a function of the step number alone, so a resumed run continues exactly.
