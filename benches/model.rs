@@ -5,9 +5,9 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use pixelcnn::bench::{BenchConfig, SIDE, random_levels};
-use pixelcnn::checkpoint::new_optimizer;
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::gated::GatedLayerConfig;
+use pixelcnn::recipe::new_optimizer;
 
 // The program's allocator settings (not library API), so that the figures match `pixelcnn bench`.
 #[path = "../src/allocator.rs"]

@@ -16,8 +16,8 @@
 use std::error::Error;
 
 use burn::prelude::*;
-use pixelcnn::checkpoint::RunDir;
 use pixelcnn::model::PixelCnn;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::sample::{Sampler, SamplingOptions, row_sampler, sample, softmax};
 
 const BATCH: usize = 100;

@@ -11,11 +11,12 @@ use std::error::Error;
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
-use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::PixelCnnConfig;
 use pixelcnn::observer::{Interval, TrainObserver};
+use pixelcnn::run_config::RunConfig;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::train::{Outcome, train};
 
 const SIDE: usize = 12;

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame};
 
-use crate::checkpoint::RunDir;
 use crate::files::write_atomically_with;
 use crate::picture::{PictureError, labelled};
+use crate::run_dir::RunDir;
 
 /// Time each frame is shown.
 const FRAME_MILLISECONDS: u32 = 700;

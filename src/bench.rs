@@ -9,12 +9,12 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::checkpoint::new_optimizer;
 use crate::loss::mean_nll;
 use crate::model::{PixelCnn, PixelCnnConfig};
 use crate::ops::matmul::matmul;
 use crate::parallel::{self, Collective, ParallelError, Single, forward_in_shards, in_threads};
 use crate::random;
+use crate::recipe::new_optimizer;
 use crate::sample::{Sampler, SamplingOptions, sample};
 
 /// The two benchmark configurations.

@@ -1,27 +1,20 @@
-//! Run folders and checkpoints.
-//!
-//! A run folder holds `config.json` (what was asked for), `checkpoint.bin` (the latest
-//! training state), `metrics.jsonl` and sample grids. A checkpoint is one file — a header, the
-//! model configuration, the model weights, the optimiser state and, when the run keeps one, the
-//! moving average of the weights — written to a temporary file
-//! and renamed over the old one, so a crash never leaves a half-written checkpoint behind.
+//! The checkpoint file: the state a run needs to continue exactly where it stopped — a header,
+//! the model configuration, the model weights, the optimiser state and, when the run keeps one,
+//! the moving average of the weights — ending in a checksum that every read verifies. Reading
+//! checks the file's size against what its model can fill, and every length and record against
+//! the file, so that a damaged or hostile file is refused with a message, never a panic or an
+//! unbounded allocation.
 
-use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::tensor::Bytes;
-use serde::{Deserialize, Serialize};
 
-use crate::data::{Binarization, DataError, DataSource, Dataset, FolderOptions};
-use crate::files::{
-    FileError, open_bounded, read_bounded, remove_stale_temporaries, write_atomically,
-};
-use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnn, PixelCnnConfig};
-use crate::precision::Precision;
-use crate::recipe::{NEW_RUN, Recipe};
+use crate::files::{FileError, open_bounded};
+use crate::model::{PixelCnn, PixelCnnConfig};
+use crate::recipe::new_optimizer;
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
 /// Version of the checkpoint layout; bumped whenever it or a model's weights change. Version 2:
@@ -50,191 +43,6 @@ pub enum CheckpointError {
     File(#[from] FileError),
 }
 
-/// The training settings recorded in a run folder's `config.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    pub model: PixelCnnConfig,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub seed: u64,
-    /// Total optimisation steps of the run.
-    pub steps: usize,
-    /// Steps between validations, checkpoints and sample grids.
-    pub interval: usize,
-    /// The kind of data in `data_dir`.
-    #[serde(default)]
-    pub dataset: Dataset,
-    /// `None`: the MNIST test set embedded in the binary.
-    pub data_dir: Option<PathBuf>,
-    /// The side images of a `folder` data set are resized and cropped to.
-    #[serde(default)]
-    pub image_size: Option<usize>,
-    /// The conditioning vectors of a vector-conditional model's training images.
-    #[serde(default)]
-    pub condition_file: Option<PathBuf>,
-    /// Size of the training images, and so of generated ones.
-    pub image_height: usize,
-    pub image_width: usize,
-    /// How a K = 2 run binarises its images; `None`: the K-level quantisation.
-    #[serde(default)]
-    pub binarization: Option<Binarization>,
-    /// Learning-rate schedule, weight averaging and gradient clipping.
-    #[serde(default)]
-    pub recipe: Recipe,
-    /// The shards each batch is split into, trained side by side on the threads of one process
-    /// ([`crate::parallel::in_threads`]); runs from before shards have 1.
-    #[serde(default = "one_shard")]
-    pub shards: usize,
-    /// The precision of the matrix products ([`crate::precision`]); runs from before have f32.
-    #[serde(default)]
-    pub precision: Precision,
-    /// The trained run a new run started from (`train --init-from`, [`crate::recipe::grow`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<InitFrom>,
-}
-
-/// Where a run's first weights came from: the run folder `run` at its step `step`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InitFrom {
-    pub run: PathBuf,
-    pub step: usize,
-}
-
-fn one_shard() -> usize {
-    1
-}
-
-/// The most shards a run may ask for: each is a thread holding a copy of the model.
-pub const MAX_SHARDS: usize = 64;
-
-impl RunConfig {
-    /// A new run of `model` on images of `height` × `width`, with `pixelcnn train`'s defaults:
-    /// 400 steps of batch 32, Adam at 3e-3, seed 0, validation and a checkpoint every 200 steps,
-    /// the recipe of [`NEW_RUN`], one shard, f32 products, and data from the caller (no data
-    /// set or folder recorded). Change what you need with struct update syntax.
-    pub fn new(model: PixelCnnConfig, height: usize, width: usize) -> Self {
-        Self {
-            model,
-            batch_size: 32,
-            learning_rate: 3e-3,
-            seed: 0,
-            steps: 400,
-            interval: 200,
-            dataset: Dataset::default(),
-            data_dir: None,
-            image_size: None,
-            condition_file: None,
-            image_height: height,
-            image_width: width,
-            binarization: None,
-            recipe: NEW_RUN,
-            shards: 1,
-            precision: Precision::F32,
-            init_from: None,
-        }
-    }
-
-    /// Parses and checks the contents of a `config.json`.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let config: Self =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a valid run config: {e}"))?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks values that may have been edited by hand.
-    pub fn validate(&self) -> Result<(), String> {
-        self.model.validate()?;
-        for (name, value) in [
-            ("batch_size", self.batch_size),
-            ("steps", self.steps),
-            ("interval", self.interval),
-            ("image_height", self.image_height),
-            ("image_width", self.image_width),
-            ("shards", self.shards),
-        ] {
-            if value == 0 {
-                return Err(format!("{name} must be at least 1"));
-            }
-        }
-        if self.shards > MAX_SHARDS || !self.batch_size.is_multiple_of(self.shards) {
-            return Err(format!(
-                "a batch of {} images cannot be split into {} shards: shards must divide the batch size and be at most {MAX_SHARDS}",
-                self.batch_size, self.shards
-            ));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!(
-                "learning_rate must be a positive number, got {}",
-                self.learning_rate
-            ));
-        }
-        self.validate_recipe()?;
-        if self.image_size == Some(0) {
-            return Err("image_size must be at least 1".into());
-        }
-        self.check_image_size()?;
-        let image = (self.image_height, self.image_width);
-        let spatial = self.model.spatial.map(|s| (s.height, s.width));
-        let latent = self.model.latent.map(|l| (l.height, l.width));
-        if [spatial, latent]
-            .into_iter()
-            .flatten()
-            .any(|size| size != image)
-        {
-            return Err(format!(
-                "the model's condition map or code is sized for other images than {}×{}",
-                image.0, image.1
-            ));
-        }
-        Ok(())
-    }
-
-    /// Checks the binarisation and the optimisation recipe.
-    fn validate_recipe(&self) -> Result<(), String> {
-        if self.binarization.is_some() && self.model.levels != 2 {
-            return Err(format!(
-                "binarization needs a model of 2 levels, not {}",
-                self.model.levels
-            ));
-        }
-        self.recipe.validate()
-    }
-
-    /// Refuses images larger than [`MAX_IMAGE_SIDE`] a side, and a model whose forward pass
-    /// on one image would exceed [`MAX_FEATURE_VALUES`].
-    fn check_image_size(&self) -> Result<(), String> {
-        let side = self
-            .image_height
-            .max(self.image_width)
-            .max(self.image_size.unwrap_or(0));
-        if side > MAX_IMAGE_SIDE {
-            return Err(format!(
-                "images of {side} pixels a side are larger than the ceiling of {MAX_IMAGE_SIDE}"
-            ));
-        }
-        let values = self
-            .model
-            .feature_values(self.image_height, self.image_width);
-        if values > MAX_FEATURE_VALUES {
-            return Err(format!(
-                "the model would compute {values} feature values per {}×{} image, more than the ceiling of {MAX_FEATURE_VALUES} (check layers, channels and the image size)",
-                self.image_height, self.image_width
-            ));
-        }
-        Ok(())
-    }
-
-    /// Where the run's images come from: its own data, or the same kind of data in `dir`.
-    pub fn data_source(&self, dir: Option<PathBuf>) -> Result<DataSource, DataError> {
-        let folder = self.image_size.map(|size| FolderOptions {
-            size,
-            channels: Some(self.model.input_channels),
-        });
-        DataSource::new(self.dataset, dir.or(self.data_dir.clone()), folder)
-    }
-}
-
 /// The state needed to continue training exactly where it stopped.
 pub struct Checkpoint {
     pub step: usize,
@@ -259,100 +67,28 @@ impl Checkpoint {
     }
 }
 
-/// The files of one run.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    root: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.root.join("config.json")
-    }
-
-    pub fn checkpoint_path(&self) -> PathBuf {
-        self.root.join("checkpoint.bin")
-    }
-
-    pub fn metrics_path(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
-    }
-
-    /// The training loss of every step.
-    pub fn losses_path(&self) -> PathBuf {
-        self.root.join("losses.csv")
-    }
-
-    /// The sample grid written after `step` training steps.
-    pub fn samples_path(&self, step: usize) -> PathBuf {
-        self.root.join(format!("samples_step{step:07}.png"))
-    }
-
-    pub fn progress_gif_path(&self) -> PathBuf {
-        self.root.join("progress.gif")
-    }
-
-    pub fn loss_plot_path(&self) -> PathBuf {
-        self.root.join("loss.png")
-    }
-
-    pub fn create(&self) -> Result<(), CheckpointError> {
-        fs::create_dir_all(&self.root).map_err(|source| CheckpointError::Io {
-            path: self.root.clone(),
-            source,
-        })
-    }
-
-    pub fn write_config(&self, config: &RunConfig) -> Result<(), CheckpointError> {
-        let json = serde_json::to_vec_pretty(config).expect("run config serialises");
-        Ok(write_atomically(&self.config_path(), &json)?)
-    }
-
-    pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
-        let path = self.config_path();
-        let bytes = read_bounded(&path, MAX_CONFIG_BYTES)?;
-        RunConfig::from_json(&bytes).map_err(|message| CheckpointError::Invalid { path, message })
-    }
-
-    pub fn has_checkpoint(&self) -> bool {
-        self.checkpoint_path().is_file()
-    }
-
-    /// Writes the training state atomically.
-    pub fn save_checkpoint(
-        &self,
+impl Checkpoint {
+    /// The bytes of a checkpoint file holding this state.
+    pub fn encode(
         step: usize,
         config: &PixelCnnConfig,
         model: &PixelCnn,
         average: Option<&PixelCnn>,
         optimizer: &ModuleOptimizer,
-    ) -> Result<(), CheckpointError> {
-        let path = self.checkpoint_path();
-        let invalid = |message: String| CheckpointError::Invalid {
-            path: path.clone(),
-            message,
-        };
+    ) -> Result<Vec<u8>, String> {
         let serialise = |model: &PixelCnn| {
             model
                 .clone()
                 .into_record()
                 .into_bytes()
-                .map_err(|e| invalid(format!("cannot serialise the model: {e}")))
+                .map_err(|e| format!("cannot serialise the model: {e}"))
         };
         let weights = serialise(model)?;
         let average = average.map(serialise).transpose()?;
         let average: &[u8] = average.as_deref().unwrap_or_default();
         let optimizer_state = optimizer
             .into_bytes()
-            .map_err(|e| invalid(format!("cannot serialise the optimiser: {e}")))?;
+            .map_err(|e| format!("cannot serialise the optimiser: {e}"))?;
         let config_json = serde_json::to_vec(config).expect("model config serialises");
 
         let mut file = Vec::with_capacity(weights.len() + optimizer_state.len() + 1024);
@@ -370,23 +106,22 @@ impl RunDir {
         }
         let checksum = crc32fast::hash(&file);
         file.extend_from_slice(&checksum.to_le_bytes());
-        remove_stale_temporaries(&path);
-        Ok(write_atomically(&path, &file)?)
+        Ok(file)
     }
 
-    /// Reads the checkpoint and rebuilds the model it holds on `device`. The file's size is
-    /// checked against what its header's model can fill before the rest of it is read.
-    pub fn load_checkpoint(&self, device: &Device) -> Result<Checkpoint, CheckpointError> {
-        let path = self.checkpoint_path();
+    /// Reads the checkpoint file at `path` and rebuilds the model it holds on `device`. The
+    /// file's size is checked against what its header's model can fill before the rest of it is
+    /// read.
+    pub fn read(path: &Path, device: &Device) -> Result<Self, CheckpointError> {
         let invalid = |message| CheckpointError::Invalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message,
         };
         let io = |source| CheckpointError::Io {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         };
-        let (mut file, size) = open_bounded(&path, u64::MAX)?;
+        let (mut file, size) = open_bounded(path, u64::MAX)?;
         let mut head = Vec::new();
         (&mut file)
             .take(HEADER_BYTES + MAX_CONFIG_BYTES)
@@ -397,7 +132,7 @@ impl RunDir {
             // Decoding what was read names the fault as for any file: a damaged one by its
             // checksum, an older one by what does not parse.
             Err(message) => {
-                let message = Checkpoint::decode(&head, device).err().unwrap_or(message);
+                let message = Self::decode(&head, device).err().unwrap_or(message);
                 return Err(invalid(message));
             }
         };
@@ -408,34 +143,9 @@ impl RunDir {
         }
         let mut bytes = head;
         file.take(limit).read_to_end(&mut bytes).map_err(io)?;
-        Checkpoint::decode(&bytes, device).map_err(invalid)
+        Self::decode(&bytes, device).map_err(invalid)
     }
-}
 
-impl RunDir {
-    /// Loads the checkpoint and checks that it holds the model `config` describes.
-    pub fn load_checkpoint_for(
-        &self,
-        config: &RunConfig,
-        device: &Device,
-    ) -> Result<Checkpoint, CheckpointError> {
-        let checkpoint = self.load_checkpoint(device)?;
-        if checkpoint.config != config.model {
-            return Err(CheckpointError::Invalid {
-                path: self.checkpoint_path(),
-                message: format!(
-                    "holds a model {:?}, but {} describes {:?}",
-                    checkpoint.config,
-                    self.config_path().display(),
-                    config.model
-                ),
-            });
-        }
-        Ok(checkpoint)
-    }
-}
-
-impl Checkpoint {
     /// Parses a checkpoint file's bytes and rebuilds its model on `device`.
     pub fn decode(bytes: &[u8], device: &Device) -> Result<Self, String> {
         decode_checkpoint(bytes, device)
@@ -443,7 +153,7 @@ impl Checkpoint {
 }
 
 /// The largest `config.json`, and model config section of a checkpoint, read.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Magic, version, step and the config section's length.
 const HEADER_BYTES: u64 = 8 + 4 + 8 + 8;
 
@@ -576,11 +286,6 @@ fn check_weights_fit(config: &PixelCnnConfig, weights: &[u8]) -> Result<(), Stri
 fn without_panics<T>(what: &str, decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     crate::quiet_panic::catch_quietly(decode)
         .unwrap_or_else(|_| Err(format!("corrupt {what}: the record is malformed")))
-}
-
-/// The optimiser of every run: Adam with PyTorch's epsilon.
-pub fn new_optimizer() -> ModuleOptimizer {
-    AdamConfig::new().with_epsilon(1e-8).init()
 }
 
 /// Reads length-prefixed sections, reporting truncation instead of panicking.

@@ -17,8 +17,8 @@
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 
-use crate::checkpoint::RunConfig;
 use crate::model::PixelCnn;
+use crate::run_config::RunConfig;
 
 /// The metadata key holding the run's `config.json`.
 pub const CONFIG_KEY: &str = "pixelcnn.run_config";

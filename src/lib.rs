@@ -68,6 +68,8 @@ pub mod pretrained;
 pub mod quiet_panic;
 pub mod random;
 pub mod recipe;
+pub mod run_config;
+pub mod run_dir;
 pub mod run_log;
 pub mod sample;
 #[cfg(feature = "serve")]

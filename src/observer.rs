@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::checkpoint::RunConfig;
 use crate::model::Objective;
+use crate::run_config::RunConfig;
 use crate::run_log::Metrics;
 
 /// A run about to train (or found already finished).

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::checkpoint::RunDir;
 use crate::loss::nats_to_bits;
 use crate::model::Objective;
 use crate::picture::{FONT, PictureError, register_font};
+use crate::run_dir::RunDir;
 use crate::run_log::{read_losses, read_metrics};
 
 /// Steps in the moving average of the training loss.

@@ -7,9 +7,9 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::RunConfig;
 use crate::export::{ExportError, from_safetensors};
 use crate::model::PixelCnn;
+use crate::run_config::RunConfig;
 
 /// A shipped model.
 pub struct Pretrained {

@@ -7,9 +7,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::RunDir;
 use crate::files::{FileError, write_atomically};
 use crate::model::Objective;
+use crate::run_dir::RunDir;
 use serde::{Deserialize, Serialize};
 
 /// Why a run's log could not be read or written.

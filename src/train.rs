@@ -15,7 +15,7 @@ use burn::prelude::*;
 use rand::seq::SliceRandom;
 
 use crate::animation::write_progress_gif;
-use crate::checkpoint::{CheckpointError, RunConfig, RunDir, new_optimizer};
+use crate::checkpoint::CheckpointError;
 use crate::data::binarize::{self, Binarization};
 use crate::data::{DataError, ImageSet};
 use crate::evaluate::{Likelihood, Score, SquaredError, score};
@@ -29,7 +29,10 @@ use crate::picture::{self, PictureError};
 use crate::plot::loss_plot;
 use crate::precision;
 use crate::random;
+use crate::recipe::new_optimizer;
 use crate::recipe::{average, clipping, grow};
+use crate::run_config::RunConfig;
+use crate::run_dir::RunDir;
 use crate::run_log::{IntervalLoss, LogError, LossLog, Metrics, append_metrics, roll_back};
 use crate::sample::{Sampler, SamplingOptions, sample};
 

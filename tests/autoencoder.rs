@@ -5,11 +5,13 @@ use std::sync::atomic::AtomicBool;
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::{SquaredError, evaluate_mse};
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::{Architecture, Latent, PixelCnn, PixelCnnConfig};
+use pixelcnn::recipe::new_optimizer;
+use pixelcnn::run_config::RunConfig;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::{IntervalLoss, Metrics};
 use pixelcnn::train::{Outcome, train};
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::Device;
 use common::synthetic_data;
-use pixelcnn::checkpoint::RunDir;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::read_losses;
 
 const STEPS: usize = 16;

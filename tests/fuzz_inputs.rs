@@ -8,8 +8,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use burn::prelude::Device;
-use pixelcnn::checkpoint::{Checkpoint, RunConfig};
+use pixelcnn::checkpoint::Checkpoint;
 use pixelcnn::data::{Embeddings, ImageSet, cifar, folder, idx};
+use pixelcnn::run_config::RunConfig;
 
 /// Runs one input through the parser a fuzz target covers: `Ok` if it was accepted.
 fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {

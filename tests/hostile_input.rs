@@ -10,8 +10,9 @@ use std::io::Write;
 use burn::prelude::Device;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use pixelcnn::checkpoint::{Checkpoint, RunConfig};
+use pixelcnn::checkpoint::Checkpoint;
 use pixelcnn::data::idx;
+use pixelcnn::run_config::RunConfig;
 use serde_json::{Value, json};
 
 mod common;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use common::pixelcnn;
-use pixelcnn::checkpoint::RunDir;
 use pixelcnn::export::to_safetensors;
+use pixelcnn::run_dir::RunDir;
 use safetensors::SafeTensors;
 
 /// The arguments of `mpirun` for `ranks` local processes of the test binary.

@@ -10,8 +10,9 @@ use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use common::{context_free_bits, data, small_config};
-use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::precision::{self, Precision};
+use pixelcnn::run_config::RunConfig;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::train::{Outcome, TrainError, train};
 
 /// One test at a time: each sets the process-wide precision.

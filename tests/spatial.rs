@@ -6,11 +6,12 @@
 use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
-use pixelcnn::checkpoint::{RunConfig, RunDir};
 use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::spatial::Deconvolution;
 use pixelcnn::model::{Conditioning, PixelCnnConfig, SpatialMap, one_hot};
+use pixelcnn::run_config::RunConfig;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::{IntervalLoss, Metrics};
 use pixelcnn::train::{Outcome, train};
 use rand::Rng;

@@ -7,11 +7,13 @@ use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use common::{context_free_bits, data, small_config as config};
-use pixelcnn::checkpoint::{RunConfig, RunDir, new_optimizer};
 use pixelcnn::data::Binarization;
 use pixelcnn::model::PixelCnn;
 use pixelcnn::observer::{Interval, Start, Step, Timing, TrainObserver};
 use pixelcnn::recipe::Recipe;
+use pixelcnn::recipe::new_optimizer;
+use pixelcnn::run_config::RunConfig;
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::{IntervalLoss, Metrics, read_losses};
 use pixelcnn::train::{Outcome, train};
 

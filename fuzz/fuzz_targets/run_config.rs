@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pixelcnn::checkpoint::RunConfig;
+use pixelcnn::run_config::RunConfig;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(config) = RunConfig::from_json(bytes) {

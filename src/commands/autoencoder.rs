@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::bail;
 use burn::prelude::{Device, Int, Tensor, TensorData};
 use clap::Args;
-use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::ImageSet;
 use pixelcnn::model::{PixelCnn, intensities_to_levels};
 use pixelcnn::picture;
 use pixelcnn::random;
+use pixelcnn::run_config::RunConfig;
 use pixelcnn::sample::{SamplingOptions, sample};
 
 use super::values::at_least;

@@ -5,9 +5,9 @@ use clap::Args;
 use pixelcnn::bench::{
     BenchConfig, FORWARD_BATCH, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
 };
-use pixelcnn::checkpoint::MAX_SHARDS;
 use pixelcnn::parallel;
 use pixelcnn::precision::{self, Precision};
+use pixelcnn::run_config::MAX_SHARDS;
 
 use super::values::between;
 

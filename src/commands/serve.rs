@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::PixelCnn;
+use pixelcnn::run_config::RunConfig;
 use pixelcnn::serve::connections::{self, ConnectionLimits};
 use pixelcnn::serve::{self, Limits, Served, TestScore};
 

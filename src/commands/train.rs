@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::{Args, ValueEnum};
-use pixelcnn::checkpoint::{InitFrom, MAX_SHARDS, RunConfig, RunDir};
 use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{
     Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
@@ -15,6 +14,8 @@ use pixelcnn::parallel;
 use pixelcnn::precision::Precision;
 use pixelcnn::recipe::grow::check_growable;
 use pixelcnn::recipe::{NEW_RUN, Recipe};
+use pixelcnn::run_config::{InitFrom, MAX_SHARDS, RunConfig};
+use pixelcnn::run_dir::RunDir;
 use pixelcnn::train::{Outcome, train, train_on};
 
 use super::progress::Progress;

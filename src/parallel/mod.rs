@@ -17,8 +17,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
-use crate::checkpoint::MAX_SHARDS;
 use crate::model::PixelCnn;
+use crate::run_config::MAX_SHARDS;
 
 /// What synchronous data-parallel training needs from its ranks.
 pub trait Collective {

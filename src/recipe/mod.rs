@@ -15,6 +15,7 @@ pub mod average;
 pub mod clipping;
 pub mod grow;
 
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
 
 /// Learning-rate schedule, weight averaging and gradient clipping of a run.
@@ -70,6 +71,11 @@ impl Recipe {
             .map_or(1.0, |half_life| 0.5f64.powf(step as f64 / half_life as f64));
         peak * warmup * decay
     }
+}
+
+/// The optimiser of every run: Adam with PyTorch's epsilon.
+pub fn new_optimizer() -> ModuleOptimizer {
+    AdamConfig::new().with_epsilon(1e-8).init()
 }
 
 #[cfg(test)]

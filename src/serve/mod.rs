@@ -33,10 +33,10 @@ use burn::prelude::Device;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::checkpoint::RunConfig;
 use crate::data::ImageSet;
 use crate::model::{Architecture, Conditioning, PixelCnn};
 use crate::pretrained::Card;
+use crate::run_config::RunConfig;
 
 /// Likelihoods of single images computed at a time; more requests wait.
 const SCORES_AT_A_TIME: usize = 4;

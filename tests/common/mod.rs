@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pixelcnn::checkpoint::RunConfig;
 use pixelcnn::data::{DataSource, ImageSet};
 use pixelcnn::model::PixelCnnConfig;
+use pixelcnn::run_config::RunConfig;
 
 /// Training flags of a tiny, quick run: 4 steps of batch 8, 2 layers of 4 channels.
 pub const TINY: &[&str] = &[
