@@ -92,10 +92,10 @@ impl RunDir {
     ) -> Result<(), CheckpointError> {
         let path = self.checkpoint_path();
         let bytes =
-            Checkpoint::encode(step, config, model, average, optimizer).map_err(|message| {
-                CheckpointError::Invalid {
+            Checkpoint::encode(step, config, model, average, optimizer).map_err(|error| {
+                CheckpointError::Format {
                     path: path.clone(),
-                    message,
+                    error,
                 }
             })?;
         remove_stale_temporaries(&path);

@@ -36,7 +36,9 @@ fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {
         }
         "npy" => Embeddings::parse_npy(bytes).map(drop),
         "run_config" => RunConfig::from_json(bytes).map(drop),
-        "checkpoint" => Checkpoint::decode(bytes, &Device::flex()).map(drop),
+        "checkpoint" => Checkpoint::decode(bytes, &Device::flex())
+            .map(drop)
+            .map_err(|e| e.to_string()),
         other => panic!("no fuzz target {other}"),
     }
 }

@@ -35,7 +35,10 @@ fn decode_malformed_concurrently() {
                     let error = Checkpoint::decode(&malformed, &Device::flex())
                         .err()
                         .expect("a malformed checkpoint is refused");
-                    assert_eq!(error, "corrupt optimiser state: the record is malformed");
+                    assert_eq!(
+                        error.to_string(),
+                        "corrupt optimiser state: the record is malformed"
+                    );
                 }
             });
         }

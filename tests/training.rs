@@ -7,11 +7,11 @@ use std::sync::atomic::AtomicBool;
 
 use burn::prelude::*;
 use common::{context_free_bits, data, small_config as config};
+use pixelcnn::checkpoint::{CheckpointError, FormatError};
 use pixelcnn::data::Binarization;
 use pixelcnn::model::PixelCnn;
 use pixelcnn::observer::{Interval, Start, Step, Timing, TrainObserver};
-use pixelcnn::recipe::Recipe;
-use pixelcnn::recipe::new_optimizer;
+use pixelcnn::recipe::{Recipe, new_optimizer};
 use pixelcnn::run_config::RunConfig;
 use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::{IntervalLoss, Metrics, read_losses};
@@ -270,6 +270,17 @@ fn corrupt_checkpoints_give_clear_errors() {
         let mut flipped = good.clone();
         flipped[at] ^= 0x10;
         let error = load_error(&flipped);
+        let typed = run.load_checkpoint(&device).err().unwrap();
+        assert!(
+            matches!(
+                typed,
+                CheckpointError::Format {
+                    error: FormatError::Damaged { .. },
+                    ..
+                }
+            ),
+            "byte {at}: {typed:?}"
+        );
         assert!(error.contains("damaged"), "byte {at}: {error}");
         assert!(error.contains("checkpoint.bin"), "byte {at}: {error}");
     }
