@@ -10,6 +10,45 @@ use plotters::prelude::*;
 
 use crate::picture::{FONT, PictureError, register_font};
 
+/// The header line of a per-image file, as `pixelcnn eval --per-image` writes it.
+pub const PER_IMAGE_HEADER: &str = "image,label,nats,bits_per_dim";
+
+/// Why a per-image file could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PerImageError {
+    #[error("not a file of per-image likelihoods (its first line is not `{PER_IMAGE_HEADER}`)")]
+    Header,
+    #[error("line {line}: expected image,label,nats,bits_per_dim with a finite bits_per_dim")]
+    Line { line: usize },
+    #[error("no images")]
+    Empty,
+}
+
+/// The bits/dim column of a per-image file's text: its header, then at least one line of four
+/// fields whose last is a finite number.
+pub fn parse_per_image(text: &[u8]) -> Result<Vec<f64>, PerImageError> {
+    let text = String::from_utf8_lossy(text);
+    let mut lines = text.lines();
+    if lines.next() != Some(PER_IMAGE_HEADER) {
+        return Err(PerImageError::Header);
+    }
+    let values = lines
+        .enumerate()
+        .map(|(i, line)| {
+            let fields: Vec<&str> = line.split(',').collect();
+            match fields[..] {
+                [_, _, _, bits] => bits.parse::<f64>().ok().filter(|v| v.is_finite()),
+                _ => None,
+            }
+            .ok_or(PerImageError::Line { line: i + 2 })
+        })
+        .collect::<Result<Vec<f64>, _>>()?;
+    if values.is_empty() {
+        return Err(PerImageError::Empty);
+    }
+    Ok(values)
+}
+
 /// Bins of the histogram over the range of all sets' values.
 const BINS: usize = 60;
 

@@ -2023,10 +2023,7 @@ fn eval_writes_each_images_likelihood_and_histogram_compares_sets() {
     let empty = write("e.csv", "");
     let folder = dir.path().to_str().unwrap();
     for (file, needle) in [
-        (
-            bad_header.as_str(),
-            "not a file of `pixelcnn eval --per-image`",
-        ),
+        (bad_header.as_str(), "not a file of per-image likelihoods"),
         (
             not_finite.as_str(),
             "line 2: expected image,label,nats,bits_per_dim",
@@ -2037,7 +2034,7 @@ fn eval_writes_each_images_likelihood_and_histogram_compares_sets() {
         ),
         (empty.as_str(), "no images"),
         (folder, "not a regular file"),
-        ("/nonexistent.csv", "cannot read /nonexistent.csv"),
+        ("/nonexistent.csv", "/nonexistent.csv: No such file"),
     ] {
         assert_fails_with(&["histogram", file, "--out", picture_arg], needle);
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use burn::prelude::Device;
 use pixelcnn::checkpoint::Checkpoint;
 use pixelcnn::data::{Embeddings, ImageSet, cifar, folder, idx};
+use pixelcnn::histogram::parse_per_image;
 use pixelcnn::run_config::RunConfig;
 
 /// Runs one input through the parser a fuzz target covers: `Ok` if it was accepted.
@@ -36,6 +37,7 @@ fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {
         }
         "npy" => Embeddings::parse_npy(bytes).map(drop),
         "run_config" => RunConfig::from_json(bytes).map(drop),
+        "per_image" => parse_per_image(bytes).map(drop).map_err(|e| e.to_string()),
         "checkpoint" => Checkpoint::decode(bytes, &Device::flex())
             .map(drop)
             .map_err(|e| e.to_string()),
@@ -43,13 +45,14 @@ fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "idx",
     "cifar10",
     "image_file",
     "npy",
     "run_config",
     "checkpoint",
+    "per_image",
 ];
 
 /// Longest a parser may take over one kept input; a hang fails the test instead of stalling it.

@@ -2,12 +2,12 @@
 //! the CSV files of `eval --per-image`: a histogram picture, each set's mean and median, and the
 //! AUROC of telling each later set apart from the first by bits/dim.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pixelcnn::histogram::{Scores, auroc, histogram_plot};
+use pixelcnn::files::read_bounded;
+use pixelcnn::histogram::{Scores, auroc, histogram_plot, parse_per_image};
 use pixelcnn::picture;
 
 #[derive(Args)]
@@ -29,8 +29,6 @@ pub(crate) struct HistogramArgs {
 
 /// Largest CSV file read: 10 million images' lines.
 const MAX_CSV_BYTES: u64 = 512 << 20;
-/// The header line `eval --per-image` writes.
-const HEADER: &str = "image,label,nats,bits_per_dim";
 
 pub(crate) fn histogram_command(args: HistogramArgs) -> anyhow::Result<()> {
     picture::check_target(&args.out)?;
@@ -99,39 +97,8 @@ fn report(sets: &[Scores], json: bool) {
 }
 
 /// The bits/dim column of an `eval --per-image` file: a regular file of at most
-/// [`MAX_CSV_BYTES`], its header, then at least one line of four fields.
+/// [`MAX_CSV_BYTES`] ([`parse_per_image`] says what it must hold).
 fn read_per_image(path: &Path) -> anyhow::Result<Vec<f64>> {
-    let shown = path.display();
-    let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
-    if !metadata.is_file() {
-        bail!("{shown}: not a regular file");
-    }
-    if metadata.len() > MAX_CSV_BYTES {
-        bail!("{shown}: larger than {} MiB", MAX_CSV_BYTES >> 20);
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_CSV_BYTES).read_to_string(&mut text))
-        .with_context(|| format!("cannot read {shown}"))?;
-    let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        bail!(
-            "{shown}: not a file of `pixelcnn eval --per-image` (its first line is not `{HEADER}`)"
-        );
-    }
-    let values = lines
-        .enumerate()
-        .map(|(i, line)| {
-            let fields: Vec<&str> = line.split(',').collect();
-            match fields[..] {
-                [_, _, _, bits] => bits.parse::<f64>().ok().filter(|v| v.is_finite()),
-                _ => None,
-            }
-            .with_context(|| format!("{shown}, line {}: expected image,label,nats,bits_per_dim with a finite bits_per_dim, got `{line}`", i + 2))
-        })
-        .collect::<anyhow::Result<Vec<f64>>>()?;
-    if values.is_empty() {
-        bail!("{shown}: no images");
-    }
-    Ok(values)
+    let bytes = read_bounded(path, MAX_CSV_BYTES)?;
+    Ok(parse_per_image(&bytes).with_context(|| format!("{}", path.display()))?)
 }

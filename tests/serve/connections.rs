@@ -1,5 +1,5 @@
 //! The server's connections on loopback: silent, slow and idle clients are cut off after the
-//! header timeout, oversized headers get a 431, connections beyond the cap are closed at once
+//! header timeout, heads it cannot read get a 400 or 431 with a JSON body, connections beyond the cap are closed at once
 //! and the server still answers once the silent ones are gone, and stopping the server ends
 //! open connections instead of waiting for them.
 
@@ -80,16 +80,39 @@ async fn silent_slow_and_idle_clients_are_cut_off_after_the_header_timeout() {
 }
 
 #[tokio::test]
-async fn an_oversized_head_gets_a_431() {
+async fn heads_the_server_cannot_read_get_a_4xx_with_a_json_body() {
     let (address, _stop, _server) = start().await;
-    let mut stream = TcpStream::connect(&address).await.unwrap();
-    let head = format!(
+    let long = format!(
         "GET /api/model HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
         "a".repeat(4096)
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let (_, answer) = until_closed(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    for (head, status, reason) in [
+        (long.as_str(), "431", "request header fields too large"),
+        ("GARBAGE\r\n\r\n", "400", "bad request"),
+        (
+            "GET /api/model HTTP/1.1\r\nBad Header\r\n\r\n",
+            "400",
+            "bad request",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let (_, answer) = until_closed(&mut stream).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(
+            error["error"].as_str().unwrap().contains(reason),
+            "{answer}"
+        );
+    }
 }
 
 #[tokio::test]
