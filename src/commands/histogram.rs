@@ -100,5 +100,5 @@ fn report(sets: &[Scores], json: bool) {
 /// [`MAX_CSV_BYTES`] ([`parse_per_image`] says what it must hold).
 fn read_per_image(path: &Path) -> anyhow::Result<Vec<f64>> {
     let bytes = read_bounded(path, MAX_CSV_BYTES)?;
-    Ok(parse_per_image(&bytes).with_context(|| format!("{}", path.display()))?)
+    parse_per_image(&bytes).with_context(|| format!("{}", path.display()))
 }
