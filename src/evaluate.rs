@@ -257,20 +257,26 @@ pub fn heatmap(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_score_is_the_same_however_many_threads_share_the_batches() {
-        let device = Device::flex();
-        let config = PixelCnnConfig::new(4).with_layers(2).with_channels(4);
-        let model = config.init_seeded(&device, 0);
-        // 250 images of 8×8: three batches, the last a half one.
+    /// `count` grayscale images of 8×8 with varied pixels, and a small model of K = 4.
+    fn images_and_model(count: usize, device: &Device) -> (ImageSet, PixelCnnConfig, PixelCnn) {
         let set = ImageSet {
             channels: 1,
             height: 8,
             width: 8,
-            pixels: (0..250 * 64).map(|i| (i * 37 % 251) as u8).collect(),
+            pixels: (0..count * 64).map(|i| (i * 37 % 251) as u8).collect(),
             labels: None,
             embeddings: None,
         };
+        let config = PixelCnnConfig::new(4).with_layers(2).with_channels(4);
+        let model = config.init_seeded(device, 0);
+        (set, config, model)
+    }
+
+    #[test]
+    fn the_score_is_the_same_however_many_threads_share_the_batches() {
+        let device = Device::flex();
+        // 250 images: three batches, the last a half one.
+        let (set, config, model) = images_and_model(250, &device);
         let in_pool = |threads| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -291,16 +297,7 @@ mod tests {
     #[test]
     fn each_images_nll_is_its_own_and_their_mean_is_the_sets_likelihood() {
         let device = Device::flex();
-        let config = PixelCnnConfig::new(4).with_layers(2).with_channels(4);
-        let model = config.init_seeded(&device, 0);
-        let set = ImageSet {
-            channels: 1,
-            height: 8,
-            width: 8,
-            pixels: (0..150 * 64).map(|i| (i * 37 % 251) as u8).collect(),
-            labels: None,
-            embeddings: None,
-        };
+        let (set, config, model) = images_and_model(150, &device);
         let nats = image_nll(&model, &config, &set, usize::MAX, &device);
         assert_eq!(nats.len(), 150);
         let whole = evaluate(&model, &config, &set, usize::MAX, &device);

@@ -1578,7 +1578,7 @@ fn big_grids_are_refused_before_drawing_and_out_dir_writes_one_picture_per_image
 
 #[test]
 fn serve_answers_on_its_address_and_refuses_what_it_cannot_serve() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
@@ -1618,25 +1618,7 @@ fn serve_answers_on_its_address_and_refuses_what_it_cannot_serve() {
         "--max-images 1024 with --max-draws 64 could hold 143374 MB at once",
     );
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
-        .args([
-            "serve",
-            "--pretrained",
-            "mnist-class",
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let serving = lines.next().unwrap().unwrap();
-    let address = serving
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {serving:?}"))
-        .to_string();
+    let (mut server, address) = start_server(&[]);
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
     write!(
         stream,
@@ -2085,6 +2067,33 @@ fn an_out_that_is_a_folder_is_refused_before_any_work_and_nothing_is_left_in_it(
     assert!(siblings.is_empty(), "temporary files left: {siblings:?}");
 }
 
+/// `pixelcnn serve --pretrained mnist-class` with `args` on a free port of 127.0.0.1, once it
+/// says it serves, and its address.
+fn start_server(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut server = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
+        .args([
+            "serve",
+            "--pretrained",
+            "mnist-class",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let serving = lines.next().unwrap().unwrap();
+    let address = serving
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {serving:?}"))
+        .to_string();
+    (server, address)
+}
+
 /// `VmRSS` and `VmHWM` (the peak) of process `pid`, in bytes.
 fn resident_memory(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -2102,28 +2111,9 @@ fn resident_memory(pid: u32) -> (u64, u64) {
 
 #[test]
 fn serve_gives_the_memory_of_a_draw_back() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_pixelcnn"))
-        .args([
-            "serve",
-            "--pretrained",
-            "mnist-class",
-            "--max-images",
-            "1024",
-        ])
-        .args(["--addr", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let serving = lines.next().unwrap().unwrap();
-    let address = serving
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/');
-    let address = address.split('/').next().unwrap().to_string();
+    let (mut server, address) = start_server(&["--max-images", "1024"]);
     let (before, _) = resident_memory(server.id());
     let body = r#"{"n": 1024, "seed": 1, "class": "all"}"#;
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
