@@ -128,19 +128,20 @@ impl JsonErrors {
 /// `head` with a JSON body, if it is a whole bodiless 4xx head.
 fn with_json_body(head: &[u8]) -> Option<Vec<u8>> {
     const EMPTY: &str = "content-length: 0\r\n";
-    let text = std::str::from_utf8(head).ok()?;
-    let status = text.strip_prefix("HTTP/1.1 4")?.lines().next()?;
-    if !text.ends_with("\r\n\r\n") || !text.to_ascii_lowercase().contains(EMPTY) {
+    // Every write of every answer passes here: the bytes' two ends decide before any more work.
+    if !head.starts_with(b"HTTP/1.1 4") || !head.ends_with(b"\r\n\r\n") {
         return None;
     }
+    let text = std::str::from_utf8(head).ok()?;
+    let at = text.to_ascii_lowercase().find(EMPTY)?;
+    let status = text.lines().next()?;
     let reason = status
-        .get(3..)
+        .get(13..)
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
     let message = format!("the request cannot be read as HTTP/1.1 ({reason})");
     let body = serde_json::json!({ "error": message }).to_string();
-    let at = text.to_ascii_lowercase().find(EMPTY)?;
     let fields = format!(
         "content-type: application/json\r\ncontent-length: {}\r\n",
         body.len()
