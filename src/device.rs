@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 /// The backends a user can ask for with `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DeviceChoice {
     /// Pure-Rust CPU backend (always available).
     Flex,

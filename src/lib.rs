@@ -4,12 +4,13 @@
 //! Decoders* (arXiv 1606.05328), and its predecessor PixelCNN (arXiv 1601.06759), on burn:
 //! models, training, likelihood evaluation and autoregressive sampling.
 //!
-//! The `pixelcnn` program is behind the default cargo feature `cli`, which turns on `serve` (the
-//! web page of `pixelcnn serve`, [`serve`]). The library alone (`default-features = false`)
-//! needs none of their dependencies (clap, anyhow, ctrlc, indicatif, axum, tokio, hyper); each
-//! module reports failures with its own error type, such as [`train::TrainError`], which wraps
-//! those of the data, checkpoint, log and picture modules it uses. The library prints nothing:
-//! training reports its progress to the [`observer::TrainObserver`] its caller passes.
+//! The `pixelcnn` program, its web page, benchmarks and plots are the crate `pixelcnn-cli`; this
+//! library needs none of their dependencies (clap, anyhow, ctrlc, indicatif, axum, tokio, hyper,
+//! plotters). Each module reports failures with its own error type, such as
+//! [`train::TrainError`], which wraps those of the data, checkpoint, log and picture modules it
+//! uses. The library prints nothing: training reports its progress to the
+//! [`observer::TrainObserver`] its caller passes. The models this project trained come with the
+//! default cargo feature `pretrained` ([`pretrained`], from the crate `pixelcnn-models`).
 //!
 //! Score images with a model shipped in the library (the `score_images` example in full;
 //! `train_own_images` trains on images held in memory, `sample_pretrained` draws a grid):
@@ -47,23 +48,21 @@
 //! assert_eq!(rgb.forward(levels).dims(), [2, 3, 4, 6, 6]);
 //! ```
 
-pub mod animation;
-pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod export;
 pub mod files;
-pub mod histogram;
 pub mod loss;
 pub mod model;
 pub mod observer;
 mod ops;
 pub mod parallel;
+pub mod per_image;
 pub mod picture;
-pub mod plot;
 pub mod precision;
+#[cfg(feature = "pretrained")]
 pub mod pretrained;
 pub mod quiet_panic;
 pub mod random;
@@ -72,6 +71,7 @@ pub mod run_config;
 pub mod run_dir;
 pub mod run_log;
 pub mod sample;
-#[cfg(feature = "serve")]
-pub mod serve;
 pub mod train;
+
+/// The matrix product the model's convolutions are built on: `[M, K]` × `[K, N]` → `[M, N]`.
+pub use ops::matmul::matmul;

@@ -40,11 +40,13 @@ pub struct Step {
     pub images_per_second: f64,
 }
 
-/// An interval done: validated, and its checkpoint, sample grid, loss plot and progress
-/// animation written.
+/// An interval done: validated, and its checkpoint and sample grid written (the library draws no
+/// plots: the command line draws the run's loss plot and progress animation when told of this).
 #[derive(Debug, Clone)]
 pub struct Interval {
     pub metrics: Metrics,
+    /// The run's folder.
+    pub run: PathBuf,
     pub checkpoint: PathBuf,
     pub samples: PathBuf,
 }

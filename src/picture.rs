@@ -1,12 +1,9 @@
-//! Pictures of images: tiles (gray images, occluded images, heat maps), grids of tiles, and text
-//! labels, written in the format their file name asks for (PNG, JPEG, GIF or BMP); and
+//! Pictures of images: tiles (gray images, occluded images, heat maps) and grids of tiles, written in the format their file name asks for (PNG, JPEG, GIF or BMP); and
 //! [`PictureError`], why a picture could not be made or written.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use image::{ImageError, ImageFormat, Rgb, RgbImage};
-use plotters::prelude::*;
 
 use crate::data::dequantize;
 use crate::files::{FileError, check_file_target, write_atomically};
@@ -65,22 +62,6 @@ const GAP: u32 = 2;
 const BACKGROUND: Rgb<u8> = Rgb([128, 128, 128]);
 /// Colour of the hidden part of an occluded image.
 const HIDDEN: Rgb<u8> = Rgb([40, 60, 140]);
-/// The font of every label and plot, registered with plotters under this name.
-pub const FONT: &str = "sans-serif";
-
-/// Registers the font shipped in the binary (DejaVu Sans) with plotters.
-pub fn register_font() {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        plotters::style::register_font(
-            FONT,
-            FontStyle::Normal,
-            include_bytes!("../assets/DejaVuSans.ttf"),
-        )
-        .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType font"));
-    });
-}
-
 /// An image of `levels` shown as intensities: grayscale, or RGB when `image` holds three
 /// channel planes.
 pub fn levels_tile(image: &[u8], levels: usize, height: usize, width: usize) -> RgbImage {
@@ -167,24 +148,6 @@ pub fn grid(tiles: &[RgbImage], columns: usize, scale: u32) -> RgbImage {
         let (top, left) = (GAP + row as u32 * step_y, GAP + column as u32 * step_x);
         image::imageops::replace(&mut canvas, &scaled(tile, scale), left.into(), top.into());
     }
-    canvas
-}
-
-/// `picture` with a strip above it holding `text`.
-pub fn labelled(picture: &RgbImage, text: &str) -> RgbImage {
-    register_font();
-    const STRIP: u32 = 20;
-    let (width, height) = (picture.width(), picture.height() + STRIP);
-    let mut buffer = vec![255u8; (width * height * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
-        let style = TextStyle::from((FONT, 15).into_font()).color(&BLACK);
-        root.draw_text(text, &style, (4, 2))
-            .expect("drawing into a buffer cannot fail");
-        root.present().expect("drawing into a buffer cannot fail");
-    }
-    let mut canvas = RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
-    image::imageops::replace(&mut canvas, picture, 0, i64::from(STRIP));
     canvas
 }
 

@@ -1,8 +1,9 @@
-//! Models trained by this project and shipped inside the library, so that a newcomer samples,
-//! completes and evaluates good digits seconds after the build, without training. Each is a
-//! safetensors file of [`crate::export`] (weights and the run's settings) in the repository's
-//! `models/` folder, embedded with `include_bytes!`, beside a card that says how it was trained
-//! and what it scores; the tables of pretrained models in the README and docs/likelihood.md give the cards' figures.
+//! Models trained by this project and shipped with the library (cargo feature `pretrained`, on
+//! by default), so that a newcomer samples, completes and evaluates good digits seconds after
+//! the build, without training or a download. Each is a safetensors file of [`crate::export`]
+//! (weights and the run's settings) beside a card that says how it was trained and what it
+//! scores, both embedded by the `pixelcnn-models` crate (the repository's `models/` folder); the
+//! tables of pretrained models in the README and docs/likelihood.md give the cards' figures.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use crate::model::PixelCnn;
 use crate::run_config::RunConfig;
 
 /// A shipped model.
+#[derive(Clone, Copy)]
 pub struct Pretrained {
     pub name: &'static str,
     weights: &'static [u8],
@@ -53,32 +55,21 @@ pub struct UnknownModel {
     known: String,
 }
 
-macro_rules! shipped {
-    ($($name:literal),+ $(,)?) => {
-        [$(Pretrained {
-            name: $name,
-            weights: include_bytes!(concat!("../models/", $name, ".safetensors")),
-            card: include_str!(concat!("../models/", $name, ".json")),
-        }),+]
-    };
-}
-
-static MODELS: [Pretrained; 3] = shipped!("mnist-binarized", "mnist-class", "mnist-autoencoder");
-
-/// Every shipped model.
-pub fn all() -> &'static [Pretrained] {
-    &MODELS
+/// Every shipped model, the default one first.
+pub fn all() -> impl Iterator<Item = Pretrained> {
+    pixelcnn_models::ALL.iter().map(|m| Pretrained {
+        name: m.name,
+        weights: m.weights,
+        card: m.card,
+    })
 }
 
 /// The shipped model called `name`.
-pub fn find(name: &str) -> Result<&'static Pretrained, UnknownModel> {
-    MODELS
-        .iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| UnknownModel {
-            name: name.to_string(),
-            known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
-        })
+pub fn find(name: &str) -> Result<Pretrained, UnknownModel> {
+    all().find(|m| m.name == name).ok_or_else(|| UnknownModel {
+        name: name.to_string(),
+        known: all().map(|m| m.name).collect::<Vec<_>>().join(", "),
+    })
 }
 
 impl Pretrained {

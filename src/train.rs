@@ -14,7 +14,6 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 
-use crate::animation::write_progress_gif;
 use crate::checkpoint::CheckpointError;
 use crate::data::binarize::{self, Binarization};
 use crate::data::{DataError, ImageSet};
@@ -26,7 +25,6 @@ use crate::model::{
 use crate::observer::{Interval, Start, Step, Timing as TimingReport, TrainObserver};
 use crate::parallel::{self, Collective, ParallelError, Single};
 use crate::picture::{self, PictureError};
-use crate::plot::loss_plot;
 use crate::precision;
 use crate::random;
 use crate::recipe::new_optimizer;
@@ -329,6 +327,7 @@ pub fn train_on(
                 run.save_checkpoint(step, &config.model, &model, average.as_ref(), &optimizer)?;
                 observer.interval(&Interval {
                     metrics,
+                    run: run.root().to_path_buf(),
                     checkpoint: run.checkpoint_path(),
                     samples: run.samples_path(step),
                 });
@@ -474,8 +473,6 @@ fn finish_interval(
     let grid = picture::grid(&tiles, columns, 4);
     picture::save(&grid, &run.samples_path(step))?;
     picture::save(&grid, &run.root().join("samples.png"))?;
-    write_progress_gif(run)?;
-    loss_plot(run, config.model.arch.objective(), &run.loss_plot_path())?;
     Ok(metrics)
 }
 

@@ -16,15 +16,16 @@ const README_MAX_LINES: usize = 250;
 const README_MAX_BYTES: usize = 20_000;
 
 /// Inline code that starts with one of these names a repository path.
-const PATH_PREFIXES: [&str; 11] = [
+const PATH_PREFIXES: [&str; 12] = [
     "src/",
+    "cli/",
+    "training/",
     "tests/",
     "benches/",
     "docs/",
     "models/",
     "examples/",
     "fuzz/",
-    "assets/",
     "data/",
     ".ci/",
     "scripts/",

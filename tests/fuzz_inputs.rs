@@ -10,7 +10,7 @@ use std::time::Duration;
 use burn::prelude::Device;
 use pixelcnn::checkpoint::Checkpoint;
 use pixelcnn::data::{Embeddings, ImageSet, cifar, folder, idx};
-use pixelcnn::histogram::parse_per_image;
+use pixelcnn::per_image::parse_per_image;
 use pixelcnn::run_config::RunConfig;
 
 /// Runs one input through the parser a fuzz target covers: `Ok` if it was accepted.

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pixelcnn::histogram::parse_per_image;
+use pixelcnn::per_image::parse_per_image;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(values) = parse_per_image(bytes) {

@@ -20,7 +20,7 @@ pub const TEST_SEED: u64 = 0;
 
 /// How a binarised run turns intensities into binary pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Binarization {
     /// A pixel is on with probability intensity/255, drawn anew each time a training image is

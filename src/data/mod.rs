@@ -283,7 +283,7 @@ pub fn dequantize(level: u8, levels: usize) -> u8 {
 
 /// The kinds of data set `train --dataset` reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Dataset {
     /// MNIST-style IDX files (or, without --data-dir, the MNIST test set in the binary).
@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(Dataset::FashionMnist.name(), "fashion-mnist");
     }
 
-    #[cfg(feature = "cli")]
+    #[cfg(feature = "clap")]
     #[test]
     fn each_dataset_has_the_name_its_flag_gives_it() {
         use clap::ValueEnum;

@@ -27,7 +27,7 @@ pub use spatial::SpatialMap;
 
 /// Which architecture a model uses, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
     /// Gated PixelCNN with vertical and horizontal stacks (no blind spot).

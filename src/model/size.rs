@@ -5,7 +5,7 @@
 //! The ceilings are generous: the largest model of arXiv 1606.05328 (ImageNet 64×64 in colour,
 //! 20 layers of 384 channels, K = 256) needs about a quarter of each.
 
-use super::{Architecture, PixelCnnConfig};
+use super::{Architecture, PixelCnn, PixelCnnConfig};
 
 /// The most parameters a model may have: 2^28 (1 GiB of f32 weights).
 pub const MAX_PARAMETERS: u64 = 1 << 28;
@@ -212,6 +212,47 @@ fn product(factors: &[Count]) -> Count {
 
 fn total(terms: &[Count]) -> Count {
     terms.iter().fold(0, |acc, &t| acc.saturating_add(t))
+}
+
+impl PixelCnn {
+    /// Floating-point operations (two per multiply-add) of the convolutions of one forward pass on
+    /// a grayscale image of `height × width`, which the cached sampler computes too: per position,
+    /// each layer's vertical convolution and link (once per row for the sampler) and its horizontal
+    /// convolution, skip and output 1×1 convolutions, and the output head. Additions of biases,
+    /// gates and conditioning are left out; the naive sampler does about `height × width / 2` times
+    /// as much.
+    pub fn flop_per_image(&self, height: usize, width: usize) -> f64 {
+        let weights = |conv: &burn::nn::conv::Conv2d| conv.weight.dims().iter().product::<usize>();
+        let per_pixel: usize = match self {
+            PixelCnn::Gated(gated) => {
+                let layers: usize = gated
+                    .layers
+                    .iter()
+                    .map(|layer| {
+                        let current = layer.current_pixel.as_ref().map_or(0, weights);
+                        [
+                            &layer.vertical,
+                            &layer.vertical_to_horizontal,
+                            &layer.horizontal,
+                            &layer.skip,
+                            &layer.horizontal_output,
+                        ]
+                        .into_iter()
+                        .map(weights)
+                        .sum::<usize>()
+                            + current
+                    })
+                    .sum();
+                layers + weights(&gated.head.hidden) + weights(&gated.head.logits)
+            }
+            PixelCnn::Masked(masked) => {
+                let layers: usize = masked.layers.iter().map(|layer| weights(&layer.conv)).sum();
+                layers + weights(&masked.head.hidden) + weights(&masked.head.logits)
+            }
+            _ => 0,
+        };
+        2.0 * (per_pixel * height * width) as f64
+    }
 }
 
 #[cfg(test)]

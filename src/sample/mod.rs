@@ -29,7 +29,7 @@ use cached::{CachedGatedPixelCnn, CachedMaskedPixelCnn};
 
 /// Which sampler generates the pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Sampler {
     /// Incremental, with per-layer caches, batched across images.
     Cached,

@@ -7,11 +7,13 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::loss::nats_to_bits;
-use crate::model::Objective;
-use crate::picture::{FONT, PictureError, register_font};
-use crate::run_dir::RunDir;
-use crate::run_log::{read_losses, read_metrics};
+use pixelcnn::loss::nats_to_bits;
+use pixelcnn::model::Objective;
+use pixelcnn::picture::PictureError;
+
+use crate::font::{FONT, register_font};
+use pixelcnn::run_dir::RunDir;
+use pixelcnn::run_log::{read_losses, read_metrics};
 
 /// Steps in the moving average of the training loss.
 const SMOOTHING: usize = 25;
@@ -49,7 +51,7 @@ pub fn loss_plot(run: &RunDir, objective: Objective, path: &Path) -> Result<(), 
         .map_err(|e| PictureError::Draw(e.to_string()))?;
     let picture =
         image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
-    crate::picture::save(&picture, path)?;
+    pixelcnn::picture::save(&picture, path)?;
     Ok(())
 }
 

@@ -79,7 +79,7 @@ fn peer_reproduces(name: &str, dir: &Path) {
     let mut peer = Command::new(python());
     peer.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/benches/torch/peer.py"
+        "/../benches/torch/peer.py"
     ))
     .args(["logits", "--weights", out])
     .arg("--input")

@@ -2,12 +2,12 @@
 
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::bench::{
-    BenchConfig, FORWARD_BATCH, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
-};
 use pixelcnn::parallel;
 use pixelcnn::precision::{self, Precision};
 use pixelcnn::run_config::MAX_SHARDS;
+use pixelcnn_cli::bench::{
+    BenchConfig, FORWARD_BATCH, gemm_flops, model_figures, sampling_figures, sampling_limit_figures,
+};
 
 use super::values::between;
 

@@ -7,6 +7,7 @@
 #![cfg(feature = "wgpu")]
 
 mod common;
+#[path = "../../tests/parity/mod.rs"]
 mod parity;
 
 use std::process::{Command, Output};

@@ -19,7 +19,7 @@ use pixelcnn::model::{Conditioning, PixelCnn, one_hot};
 use pixelcnn::pretrained;
 use pixelcnn::run_config::RunConfig;
 use pixelcnn::sample::{Generation, Sampler, SamplingOptions, Start};
-use pixelcnn::serve::{Limits, Served, TestScore, router};
+use pixelcnn_cli::serve::{Limits, Served, TestScore, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

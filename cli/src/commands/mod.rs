@@ -18,15 +18,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::Args;
-use pixelcnn::animation::write_progress_gif;
 use pixelcnn::data::{Embeddings, ImageSet};
 use pixelcnn::model::PixelCnn;
 use pixelcnn::picture::{self, MAX_GRID_SIDE, MAX_GRID_TILES};
-use pixelcnn::plot::loss_plot;
 use pixelcnn::pretrained;
 use pixelcnn::run_config::RunConfig;
 use pixelcnn::run_dir::RunDir;
 use pixelcnn::sample::{Sampler, SamplingOptions};
+use pixelcnn_cli::animation::write_progress_gif;
+use pixelcnn_cli::plot::loss_plot;
 
 /// How images are drawn and shown.
 #[derive(Args)]

@@ -20,10 +20,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::{Header, Shared};
-use crate::evaluate::pixel_surprise;
-use crate::loss::bits_per_dim;
-use crate::model::{Conditioning, one_hot};
-use crate::sample::{Generation, Sampler, SamplingOptions, Start, image_streams};
+use pixelcnn::evaluate::pixel_surprise;
+use pixelcnn::loss::bits_per_dim;
+use pixelcnn::model::{Conditioning, one_hot};
+use pixelcnn::sample::{Generation, Sampler, SamplingOptions, Start, image_streams};
 
 /// Rows waiting to be sent to a slow client before its draw pauses.
 const ROWS_IN_FLIGHT: usize = 4;

@@ -3,7 +3,7 @@
 //! A PixelCNN draws an image one pixel at a time, each from the distribution it predicts given
 //! the pixels above and to the left (arXiv 1601.06759, Section 2; arXiv 1606.05328, Section 2).
 //! The page shows exactly that: images filling in row by row as the batched cached sampler
-//! ([`crate::sample::Generation`]) streams them, the model completing the user's own drawing
+//! ([`pixelcnn::sample::Generation`]) streams them, the model completing the user's own drawing
 //! from its top rows, the per-pixel negative log-likelihood of a drawing (where the model is
 //! surprised), and for an auto-encoder (arXiv 1606.05328, Section 3.4) several decodings of a
 //! test image's code.
@@ -33,10 +33,10 @@ use burn::prelude::Device;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::data::ImageSet;
-use crate::model::{Architecture, Conditioning, PixelCnn};
-use crate::pretrained::Card;
-use crate::run_config::RunConfig;
+use pixelcnn::data::ImageSet;
+use pixelcnn::model::{Architecture, Conditioning, PixelCnn};
+use pixelcnn::pretrained::Card;
+use pixelcnn::run_config::RunConfig;
 
 /// Likelihoods of single images computed at a time; more requests wait.
 const SCORES_AT_A_TIME: usize = 4;

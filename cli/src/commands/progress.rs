@@ -1,6 +1,7 @@
 //! How `pixelcnn train` shows a run: what it trains on, a progress bar with the loss of each
-//! step, each interval's figures and a data-parallel run's timing, on standard error. It is the
-//! library's [`TrainObserver`], which the library itself never prints through.
+//! step, each interval's figures and a data-parallel run's timing, on standard error; and at
+//! each interval the run's loss plot and progress animation, redrawn in its folder. It is the
+//! library's [`TrainObserver`], which the library itself never prints or draws through.
 
 use std::sync::OnceLock;
 
@@ -8,12 +9,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pixelcnn::loss::nats_to_bits;
 use pixelcnn::model::Objective;
 use pixelcnn::observer::{Interval, Start, Step, Timing, TrainObserver};
+use pixelcnn::picture::PictureError;
 use pixelcnn::precision::Precision;
+use pixelcnn::run_dir::RunDir;
+
+use pixelcnn_cli::animation::write_progress_gif;
+use pixelcnn_cli::plot::loss_plot;
 
 /// The progress bar, made when the run starts.
 #[derive(Default)]
 pub(crate) struct Progress {
     bar: OnceLock<ProgressBar>,
+    /// What the run minimises, for the loss plot's unit.
+    objective: OnceLock<Objective>,
 }
 
 impl Progress {
@@ -25,9 +33,27 @@ impl Progress {
     }
 }
 
+impl Progress {
+    fn print(&self, line: &str) {
+        match self.bar.get() {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// The run's progress animation and loss plot, with the interval just done.
+    fn draw(&self, interval: &Interval) -> Result<(), PictureError> {
+        let run = RunDir::new(&interval.run);
+        write_progress_gif(&run)?;
+        let objective = self.objective.get().copied().unwrap_or(Objective::Nll);
+        loss_plot(&run, objective, &run.loss_plot_path())
+    }
+}
+
 impl TrainObserver for Progress {
     fn started(&self, start: &Start) {
         let config = start.config;
+        let _ = self.objective.set(config.model.arch.objective());
         if let Some(binarization) = config.binarization {
             eprintln!("binarisation: {}", binarization.describe());
         }
@@ -95,9 +121,11 @@ impl TrainObserver for Progress {
             "step {}: train {train:.4} {unit}, validation {validation:.4} {unit}",
             metrics.step
         );
-        match self.bar.get() {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+        self.print(&line);
+        // The checkpoint is written already: a picture that cannot be drawn is worth a warning,
+        // not the run.
+        if let Err(error) = self.draw(interval) {
+            self.print(&format!("warning: {error}"));
         }
     }
 

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use pixelcnn::serve::Limits;
-use pixelcnn::serve::connections::{ConnectionLimits, serve};
+use pixelcnn_cli::serve::Limits;
+use pixelcnn_cli::serve::connections::{ConnectionLimits, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -9,23 +9,22 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::loss::mean_nll;
-use crate::model::{PixelCnn, PixelCnnConfig};
-use crate::ops::matmul::matmul;
-use crate::parallel::{self, Collective, ParallelError, Single, forward_in_shards, in_threads};
-use crate::random;
-use crate::recipe::new_optimizer;
-use crate::sample::{Sampler, SamplingOptions, sample};
+use pixelcnn::loss::mean_nll;
+use pixelcnn::matmul;
+use pixelcnn::model::{PixelCnn, PixelCnnConfig};
+use pixelcnn::parallel::{self, Collective, ParallelError, Single, forward_in_shards, in_threads};
+use pixelcnn::random;
+use pixelcnn::recipe::new_optimizer;
+use pixelcnn::sample::{Sampler, SamplingOptions, sample};
 
 /// The two benchmark configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum BenchConfig {
     /// 12 B-layers, 16 channels, K = 4, batch 64 (the seed notebook's).
-    #[cfg_attr(feature = "cli", value(name = "S", alias = "s"))]
+    #[value(name = "S", alias = "s")]
     S,
     /// 10 B-layers, 64 channels, K = 256, batch 32 (paper-like).
-    #[cfg_attr(feature = "cli", value(name = "P", alias = "p"))]
+    #[value(name = "P", alias = "p")]
     P,
 }
 
@@ -98,7 +97,7 @@ pub const FORWARD_BATCH: usize = 16;
 /// `train_step` (forward, backward and Adam update on one batch, in `train_shards` shards as
 /// `train --shards` runs it) and `forward_16` (the logits of [`FORWARD_BATCH`] images in
 /// `forward_shards` shards, [`parallel::forward_in_shards`]), each with
-/// the rate of arithmetic it reached: the convolutions' [`flop_per_image`] for the forward
+/// the rate of arithmetic it reached: the convolutions' [`PixelCnn::flop_per_image`] for the forward
 /// pass, and three times that for a training step (the backward pass of a product `X W` is two
 /// products of the same size, `∂L/∂X` and `∂L/∂W`; that the first layer needs no `∂L/∂X` is
 /// left out).
@@ -127,7 +126,7 @@ pub fn model_figures(
     if let Some(error) = parted {
         return Err(error);
     }
-    let flop = flop_per_image(&model, SIDE, SIDE);
+    let flop = model.flop_per_image(SIDE, SIDE);
     let gflop_per_s = |images: usize, ms: f64| images as f64 * flop / (ms * 1e6);
     Ok(vec![
         figure(config, "train_step", train_step, "ms"),
@@ -178,7 +177,7 @@ fn train_step_ms(
 
 /// Images per second of the naive and the cached sampler at 28×28 for `batch` images, their
 /// ratio, and the cached sampler's fraction of the arithmetic limit: its floating-point
-/// operations per second ([`flop_per_image`] × images/s) over `gemm_flops`, the
+/// operations per second ([`PixelCnn::flop_per_image`] × images/s) over `gemm_flops`, the
 /// measured rate of the matrix product ([`gemm_flops`]). The naive sampler is timed once (it
 /// takes minutes), the cached one as a median of 3.
 pub fn sampling_figures(
@@ -203,7 +202,7 @@ pub fn sampling_figures(
     let naive_ms = median_ms(0, 1, || draw(Sampler::Naive));
     let cached_ms = median_ms(1, 3, || draw(Sampler::Cached));
     let per_second = |ms: f64| batch as f64 / (ms / 1e3);
-    let flop = flop_per_image(&model, SIDE, SIDE);
+    let flop = model.flop_per_image(SIDE, SIDE);
     vec![
         figure(
             config,
@@ -241,51 +240,12 @@ pub fn sampling_limit_figures(
 ) -> Vec<Figure> {
     let (model_config, _) = config.model();
     let model: PixelCnn = model_config.init_seeded(device, 0);
-    let flop = flop_per_image(&model, SIDE, SIDE);
+    let flop = model.flop_per_image(SIDE, SIDE);
     vec![
         figure(config, "sampling_mflop_per_image", flop / 1e6, "MFLOP"),
         figure(config, "gemm_gflop_per_s", gemm_flops / 1e9, "GFLOP/s"),
         figure(config, "limit_images_per_s", gemm_flops / flop, "images/s"),
     ]
-}
-
-/// Floating-point operations (two per multiply-add) of the convolutions of one forward pass on
-/// a grayscale image of `height × width`, which the cached sampler computes too: per position,
-/// each layer's vertical convolution and link (once per row for the sampler) and its horizontal
-/// convolution, skip and output 1×1 convolutions, and the output head. Additions of biases,
-/// gates and conditioning are left out; the naive sampler does about `height × width / 2` times
-/// as much.
-pub fn flop_per_image(model: &PixelCnn, height: usize, width: usize) -> f64 {
-    let weights = |conv: &burn::nn::conv::Conv2d| conv.weight.dims().iter().product::<usize>();
-    let per_pixel: usize = match model {
-        PixelCnn::Gated(gated) => {
-            let layers: usize = gated
-                .layers
-                .iter()
-                .map(|layer| {
-                    let current = layer.current_pixel.as_ref().map_or(0, weights);
-                    [
-                        &layer.vertical,
-                        &layer.vertical_to_horizontal,
-                        &layer.horizontal,
-                        &layer.skip,
-                        &layer.horizontal_output,
-                    ]
-                    .into_iter()
-                    .map(weights)
-                    .sum::<usize>()
-                        + current
-                })
-                .sum();
-            layers + weights(&gated.head.hidden) + weights(&gated.head.logits)
-        }
-        PixelCnn::Masked(masked) => {
-            let layers: usize = masked.layers.iter().map(|layer| weights(&layer.conv)).sum();
-            layers + weights(&masked.head.hidden) + weights(&masked.head.logits)
-        }
-        _ => 0,
-    };
-    2.0 * (per_pixel * height * width) as f64
 }
 
 /// Floating-point operations per second of the matrix product behind every convolution, on a

@@ -4,10 +4,10 @@
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use pixelcnn::bench::{BenchConfig, SIDE, random_levels};
 use pixelcnn::loss::mean_nll;
 use pixelcnn::model::gated::GatedLayerConfig;
 use pixelcnn::recipe::new_optimizer;
+use pixelcnn_cli::bench::{BenchConfig, SIDE, random_levels};
 
 // The program's allocator settings (not library API), so that the figures match `pixelcnn bench`.
 #[path = "../src/allocator.rs"]

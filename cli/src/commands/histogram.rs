@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use pixelcnn::files::read_bounded;
-use pixelcnn::histogram::{Scores, auroc, histogram_plot, parse_per_image};
+use pixelcnn::per_image::{Scores, auroc, parse_per_image};
 use pixelcnn::picture;
+use pixelcnn_cli::histogram::histogram_plot;
 
 #[derive(Args)]
 pub(crate) struct HistogramArgs {

@@ -1,4 +1,4 @@
-//! `pixelcnn serve`: the web page of [`pixelcnn::serve`] for a run or a shipped model.
+//! `pixelcnn serve`: the web page of [`pixelcnn_cli::serve`] for a run or a shipped model.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use pixelcnn::data::ImageSet;
 use pixelcnn::evaluate::evaluate;
 use pixelcnn::model::PixelCnn;
 use pixelcnn::run_config::RunConfig;
-use pixelcnn::serve::connections::{self, ConnectionLimits};
-use pixelcnn::serve::{self, Limits, Served, TestScore};
+use pixelcnn_cli::serve::connections::{self, ConnectionLimits};
+use pixelcnn_cli::serve::{self, Limits, Served, TestScore};
 
 use super::values::between;
 use super::{ModelChoice, test_images};

@@ -12,8 +12,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use pixelcnn::serve::Limits;
-use pixelcnn::serve::connections::{self, ConnectionLimits};
+use pixelcnn_cli::serve::Limits;
+use pixelcnn_cli::serve::connections::{self, ConnectionLimits};
 use serde_json::json;
 
 const CLIENTS: usize = 6;

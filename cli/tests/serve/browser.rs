@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use pixelcnn::serve::Limits;
-use pixelcnn::serve::connections::{self, ConnectionLimits};
+use pixelcnn_cli::serve::Limits;
+use pixelcnn_cli::serve::connections::{self, ConnectionLimits};
 use serde_json::{Value, json};
 
 /// Ends the WebDriver process with the test.

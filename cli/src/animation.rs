@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame};
 
-use crate::files::write_atomically_with;
-use crate::picture::{PictureError, labelled};
-use crate::run_dir::RunDir;
+use pixelcnn::files::write_atomically_with;
+use pixelcnn::picture::PictureError;
+
+use crate::font::labelled;
+use pixelcnn::run_dir::RunDir;
 
 /// Time each frame is shown.
 const FRAME_MILLISECONDS: u32 = 700;
