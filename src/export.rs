@@ -13,19 +13,44 @@
 //! linear maps (the conditioning terms) are burn's `[in, out]`, the transpose of PyTorch's
 //! `Linear.weight`. `benches/torch/peer.py logits` loads such a file into the PyTorch
 //! model and checks that its logits are ours.
+//!
+//! A file from someone else ([`read_file`]) is bounded before anything is allocated: its header
+//! is read first, and the file must be exactly as long as the model its metadata describes
+//! needs in f32; then every tensor must be f32, and their sizes must add up to that model's
+//! parameters, before the model is built.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use safetensors::Dtype;
 
+use crate::files::{FileError, open_bounded};
+use crate::model::MAX_PARAMETERS;
 use crate::model::PixelCnn;
 use crate::run_config::RunConfig;
 
 /// The metadata key holding the run's `config.json`.
 pub const CONFIG_KEY: &str = "pixelcnn.run_config";
 
+/// The most bytes a weights file's header (its tensor index and metadata) may have.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+/// The length prefix of a safetensors header.
+const LENGTH_BYTES: u64 = 8;
+
 /// Why weights could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: std::path::PathBuf,
+        source: Box<ExportError>,
+    },
     #[error("cannot write the weights: {0}")]
     Write(String),
     #[error("not a pixelcnn weights file: {0}")]
@@ -62,6 +87,7 @@ pub fn from_safetensors(
     device: &Device,
 ) -> Result<(RunConfig, PixelCnn), ExportError> {
     let config = read_config(&bytes)?;
+    check_tensor_sizes(&bytes, &config)?;
     let mut model = config.model.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .skip_enum_variants(true)
@@ -81,6 +107,112 @@ pub fn from_safetensors(
         )));
     }
     Ok((config, model))
+}
+
+/// The run settings and model of the weights file at `path` (written by [`to_safetensors`],
+/// here or elsewhere), on `device`. The file is bounded before it is read: see the module doc.
+pub fn read_file(path: &Path, device: &Device) -> Result<(RunConfig, PixelCnn), ExportError> {
+    let in_file = |source| ExportError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let (config, size) = read_file_header(path)?;
+    let (file, _) = open_bounded(path, size)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|source| FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let (_, model) = from_safetensors(bytes, device).map_err(in_file)?;
+    Ok((config, model))
+}
+
+/// The run settings in the metadata of the weights file at `path`, read from its header alone.
+pub fn read_file_config(path: &Path) -> Result<RunConfig, ExportError> {
+    Ok(read_file_header(path)?.0)
+}
+
+/// The run config of the file at `path`, and the size the file must have: its header and the
+/// f32 weights of the model the config describes.
+fn read_file_header(path: &Path) -> Result<(RunConfig, u64), ExportError> {
+    let in_file = |source| ExportError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let most = LENGTH_BYTES + MAX_HEADER_BYTES + 4 * MAX_PARAMETERS;
+    let (mut file, size) = open_bounded(path, most)?;
+    let io = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut length = [0u8; LENGTH_BYTES as usize];
+    file.read_exact(&mut length)
+        .map_err(|_| in_file(ExportError::Format("shorter than a header".into())))?;
+    let header_bytes = u64::from_le_bytes(length);
+    if header_bytes > MAX_HEADER_BYTES || LENGTH_BYTES + header_bytes > size {
+        return Err(in_file(ExportError::Format(format!(
+            "its header claims {header_bytes} bytes, more than the file or the {MAX_HEADER_BYTES} a header may have"
+        ))));
+    }
+    let mut header = vec![0u8; header_bytes as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let config = config_of_header(&header).map_err(in_file)?;
+    let expected = LENGTH_BYTES + header_bytes + 4 * config.model.parameter_count();
+    if size != expected {
+        return Err(in_file(ExportError::Mismatch(format!(
+            "the file has {size} bytes; its header ({header_bytes} bytes) and the f32 weights of the model its metadata describes ({} parameters) make {expected}",
+            config.model.parameter_count()
+        ))));
+    }
+    Ok((config, expected))
+}
+
+/// The run config in the metadata of a safetensors header (the JSON after the length).
+fn config_of_header(header: &[u8]) -> Result<RunConfig, ExportError> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        metadata: Option<HashMap<String, String>>,
+    }
+    let header: Header = serde_json::from_slice(header)
+        .map_err(|e| ExportError::Format(format!("its header is not safetensors JSON: {e}")))?;
+    let json = header
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(CONFIG_KEY))
+        .ok_or_else(|| ExportError::Format(format!("its metadata has no {CONFIG_KEY}")))?;
+    RunConfig::from_json(json.as_bytes()).map_err(ExportError::Format)
+}
+
+/// Every tensor of `bytes` is f32, and they hold as many values as the model `config` describes
+/// has parameters: checked before the model is built, so that a file cannot make it allocate
+/// more than the file itself holds.
+fn check_tensor_sizes(bytes: &[u8], config: &RunConfig) -> Result<(), ExportError> {
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| ExportError::Format(e.to_string()))?;
+    let mut values: u64 = 0;
+    for (name, info) in metadata.tensors() {
+        if info.dtype != Dtype::F32 {
+            return Err(ExportError::Mismatch(format!(
+                "tensor {name} is {:?}, not F32",
+                info.dtype
+            )));
+        }
+        let count = info
+            .shape
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64));
+        values = values.saturating_add(count);
+    }
+    let parameters = config.model.parameter_count();
+    if values != parameters {
+        return Err(ExportError::Mismatch(format!(
+            "the tensors hold {values} values; the model the metadata describes has {parameters} parameters"
+        )));
+    }
+    Ok(())
 }
 
 /// The run config in a safetensors file's metadata, checked.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use burn::prelude::Device;
 use pixelcnn::checkpoint::Checkpoint;
 use pixelcnn::data::{Embeddings, ImageSet, cifar, folder, idx};
+use pixelcnn::export;
 use pixelcnn::per_image::parse_per_image;
 use pixelcnn::run_config::RunConfig;
 
@@ -41,11 +42,14 @@ fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {
         "checkpoint" => Checkpoint::decode(bytes, &Device::flex())
             .map(drop)
             .map_err(|e| e.to_string()),
+        "weights" => export::from_safetensors(bytes.to_vec(), &Device::flex())
+            .map(drop)
+            .map_err(|e| e.to_string()),
         other => panic!("no fuzz target {other}"),
     }
 }
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "idx",
     "cifar10",
     "image_file",
@@ -53,6 +57,7 @@ const TARGETS: [&str; 7] = [
     "run_config",
     "checkpoint",
     "per_image",
+    "weights",
 ];
 
 /// Longest a parser may take over one kept input; a hang fails the test instead of stalling it.

@@ -12,6 +12,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use pixelcnn::checkpoint::{Checkpoint, FormatError};
 use pixelcnn::data::idx;
+use pixelcnn::export;
 use pixelcnn::run_config::RunConfig;
 use serde_json::{Value, json};
 
@@ -596,4 +597,118 @@ fn damaged_checkpoints_empty_test_sets_and_foreign_colour_modes_are_refused() {
         "that run was trained on grayscale images, but these are RGB",
         Some(&out),
     );
+}
+
+/// A safetensors file: the header (tensor index and metadata) as JSON, then `body`.
+fn safetensors_bytes(header: &Value, body: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(header).unwrap();
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[test]
+fn a_weights_file_whose_metadata_outgrows_its_tensors_is_refused_before_the_model_is_built() {
+    // The seed's run config with 1000 layers of 64 channels (90,564,772 parameters, 362 MB in
+    // f32), over one tensor of 4 values.
+    let config = run_config_json(json!({"layers": 1000, "channels": 64}));
+    let header = json!({
+        "__metadata__": {"pixelcnn.run_config": String::from_utf8(config).unwrap()},
+        "head.logits.bias": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+    });
+    let bytes = safetensors_bytes(&header, &[0; 16]);
+    let (outcome, peak) = peak_bytes(|| export::from_safetensors(bytes, &Device::flex()));
+    let error = match outcome {
+        Ok(_) => panic!("the tensors cannot hold that model"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains(
+            "the tensors hold 4 values; the model the metadata describes has 90564772 parameters"
+        ),
+        "{error}"
+    );
+    assert!(peak < MIB, "{peak} bytes allocated");
+
+    // Tensors of another type than f32 are refused by name.
+    let config = run_config_json(json!({}));
+    let header = json!({
+        "__metadata__": {"pixelcnn.run_config": String::from_utf8(config).unwrap()},
+        "head.logits.bias": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]},
+    });
+    let error = export::from_safetensors(safetensors_bytes(&header, &[0; 16]), &Device::flex())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("head.logits.bias is F64"), "{error}");
+}
+
+#[test]
+fn foreign_weights_files_are_checked_against_their_metadata_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let run = tiny_run(root);
+    let weights = root.join("w.safetensors");
+    let w = weights.to_str().unwrap();
+    let exported = run_bounded(&["export", "--run", run.to_str().unwrap(), "--out", w]);
+    assert_eq!(exported.code, Some(0), "{}", exported.stderr);
+    let good = std::fs::read(&weights).unwrap();
+    let out = root.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let png = out.join("s.png");
+    let sample = |file: &std::path::Path| {
+        [
+            "sample",
+            "--weights",
+            file.to_str().unwrap(),
+            "--n",
+            "1",
+            "--out",
+            png.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    let refused = |name: &str, bytes: &[u8], needle: &str| {
+        let file = root.join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let args = sample(&file);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_refused(&args, needle, Some(&out));
+    };
+    let sizes = "the f32 weights of the model its metadata describes";
+    refused("short.safetensors", &good[..good.len() - 4], sizes);
+    refused("long.safetensors", &[&good[..], &[0; 4]].concat(), sizes);
+    let mut huge_header = good.clone();
+    huge_header[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    refused("header.safetensors", &huge_header, "its header claims");
+    refused(
+        "text.safetensors",
+        b"not a weights file at all",
+        "its header claims",
+    );
+    // A tensor renamed: the right size, the wrong names.
+    let mut renamed = good.clone();
+    let at = good
+        .windows(16)
+        .position(|w| w == b"head.logits.bias")
+        .unwrap();
+    renamed[at + 15] = b'_';
+    refused("renamed.safetensors", &renamed, "missing tensors");
+    let fifo = root.join("fifo.safetensors");
+    mkfifo(&fifo);
+    let args = sample(&fifo);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_refused(&args, "not a regular file", Some(&out));
+    let big = root.join("big.safetensors");
+    sparse(&big, &good[..64], 2 << 30);
+    let args = sample(&big);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_refused(&args, "more than the", Some(&out));
+
+    // The good file draws what the run draws.
+    let args = sample(&weights);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ended = run_bounded(&args);
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
 }

@@ -103,6 +103,21 @@ fn pretrained_models_sample_complete_reconstruct_and_export() {
     let (config, _) = from_safetensors(std::fs::read(&exported).unwrap(), &device).unwrap();
     let shipped = pretrained::find("mnist-class").unwrap();
     assert_eq!(config, shipped.config().unwrap());
+
+    // The exported file is a model of its own (`--weights`): it draws what the shipped model
+    // draws, pixel for pixel, with the same seed.
+    let drawn = |choice: &[&str], name: &str| {
+        let out = path(name);
+        let mut args = vec!["sample", "--class", "all", "--n", "1", "--seed", "3"];
+        args.extend_from_slice(choice);
+        args.extend(["--out", &out]);
+        succeeds(&args);
+        std::fs::read(&out).unwrap()
+    };
+    assert_eq!(
+        drawn(&["--weights", &exported], "from-file.png"),
+        drawn(&["--pretrained", "mnist-class"], "shipped.png")
+    );
 }
 
 #[test]

@@ -53,7 +53,8 @@ pub(crate) struct RunArgs {
     run: PathBuf,
 }
 
-/// The model a command uses: a run folder, or a model shipped inside the binary.
+/// The model a command uses: a run folder, a model shipped inside the binary, or a weights file
+/// of `pixelcnn export`.
 #[derive(Args)]
 #[group(required = true, multiple = false)]
 pub(crate) struct ModelChoice {
@@ -63,36 +64,52 @@ pub(crate) struct ModelChoice {
     /// Instead of --run: a model shipped inside the binary, by name (`pixelcnn pretrained`
     /// lists them).
     #[arg(long)]
-    pretrained: Option<String>,
+    pub(crate) pretrained: Option<String>,
+    /// Instead of --run: a safetensors file written by `pixelcnn export`, here or elsewhere (the
+    /// run's settings are in its metadata).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
 }
 
 impl ModelChoice {
     /// The settings the model was trained with.
     pub(crate) fn config(&self) -> anyhow::Result<RunConfig> {
-        match (&self.run, &self.pretrained) {
-            (Some(run), _) => Ok(open_run(run)?.1),
-            (None, Some(name)) => Ok(pretrained::find(name)?.config()?),
-            (None, None) => unreachable!("clap requires --run or --pretrained"),
+        match (&self.run, &self.pretrained, &self.weights) {
+            (Some(run), _, _) => Ok(open_run(run)?.1),
+            (_, Some(name), _) => Ok(pretrained::find(name)?.config()?),
+            (_, _, Some(file)) => Ok(pixelcnn::export::read_file_config(file)?),
+            (None, None, None) => unreachable!("clap requires --run, --pretrained or --weights"),
         }
     }
 
     /// The model to evaluate and sample (a run's moving average of the weights, if it keeps
     /// one), checked against `config`.
     pub(crate) fn load(&self, config: &RunConfig, device: &Device) -> anyhow::Result<PixelCnn> {
-        match (&self.run, &self.pretrained) {
-            (Some(run), _) => Ok(RunDir::new(run)
-                .load_checkpoint_for(config, device)?
-                .into_inference_model()),
-            (None, Some(name)) => Ok(pretrained::find(name)?.load(device)?.1),
-            (None, None) => unreachable!("clap requires --run or --pretrained"),
+        let (read, model) = match (&self.run, &self.pretrained, &self.weights) {
+            (Some(run), _, _) => {
+                let checkpoint = RunDir::new(run).load_checkpoint_for(config, device)?;
+                return Ok(checkpoint.into_inference_model());
+            }
+            (_, Some(name), _) => pretrained::find(name)?.load(device)?,
+            (_, _, Some(file)) => pixelcnn::export::read_file(file, device)?,
+            (None, None, None) => unreachable!("clap requires --run, --pretrained or --weights"),
+        };
+        if read != *config {
+            bail!("{} changed while it was read", self.describe());
         }
+        Ok(model)
     }
 
-    /// The run folder or `pretrained NAME`, for messages.
+    /// The run folder, `pretrained NAME` or the weights file, for messages.
     pub(crate) fn describe(&self) -> String {
-        match (&self.run, &self.pretrained) {
-            (Some(run), _) => run.display().to_string(),
-            (_, name) => format!("pretrained model {}", name.as_deref().unwrap_or_default()),
+        match (&self.run, &self.pretrained, &self.weights) {
+            (Some(run), _, _) => run.display().to_string(),
+            (_, Some(name), _) => format!("pretrained model {name}"),
+            (_, _, file) => file
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display()
+                .to_string(),
         }
     }
 }
