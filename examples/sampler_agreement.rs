@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let indices: Vec<usize> = (start..(start + BATCH).min(test.len())).collect();
         let mut images: Vec<Vec<u8>> = indices.iter().map(|&i| test.levels(i, levels)).collect();
         let full: Vec<f32> = model
-            .forward(test.batch(&indices, levels, &device))
+            .forward(test.batch(&indices, levels, &device))?
             .permute([0, 1, 3, 4, 2])
             .into_data()
             .convert::<f32>()

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .test(None)?
         .for_evaluation(config.binarization);
 
-    let nats = image_nll(&model, &config.model, &images, count, &device);
+    let nats = image_nll(&model, &config.model, &images, count, &device)?;
     let mean = Likelihood::of_images(&nats, images.values_per_image());
     println!(
         "{} images: {:.2} nats per image, {:.4} bits/dim",

@@ -108,7 +108,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let model = run
         .load_checkpoint_for(&config, &device)?
         .into_inference_model();
-    let score = evaluate(&model, &config.model, &validation, usize::MAX, &device);
+    let score = evaluate(&model, &config.model, &validation, usize::MAX, &device)?;
     println!(
         "after {step} steps: {:.4} bits/dim on {} held-out images; the run is in {folder}",
         score.bits_per_dim, score.images

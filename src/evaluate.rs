@@ -2,12 +2,14 @@
 //! and in bits per dimension, the figure PixelCNN papers report. The MSE-trained auto-encoder
 //! has no likelihood and is scored by its mean squared error instead, under its own name.
 
+use std::convert::Infallible;
+
 use burn::prelude::*;
 use serde::Serialize;
 
 use crate::data::ImageSet;
 use crate::loss::{bits_per_dim, pixel_nll, squared_error};
-use crate::model::{Objective, PixelCnn, PixelCnnConfig};
+use crate::model::{NoLogits, Objective, PixelCnn, PixelCnnConfig};
 use crate::parallel::{self, Collective};
 use crate::picture;
 
@@ -70,11 +72,11 @@ pub fn score(
     set: &ImageSet,
     limit: usize,
     device: &Device,
-) -> Score {
-    match config.arch.objective() {
-        Objective::Nll => Score::Likelihood(evaluate(model, config, set, limit, device)),
+) -> Result<Score, NoLogits> {
+    Ok(match config.arch.objective() {
+        Objective::Nll => Score::Likelihood(evaluate(model, config, set, limit, device)?),
         Objective::Mse => Score::SquaredError(evaluate_mse(model, config, set, limit, device)),
-    }
+    })
 }
 
 /// Evaluates `model` (a non-autodiff one, built from `config`) on the first `limit` images of
@@ -85,17 +87,18 @@ pub fn evaluate(
     set: &ImageSet,
     limit: usize,
     device: &Device,
-) -> Likelihood {
-    let (count, total_nats) = sum_over_batches(config, set, limit, device, |targets, condition| {
-        let logits = model.forward_conditioned(targets.clone(), condition);
-        pixel_nll(logits, targets).sum()
-    });
+) -> Result<Likelihood, NoLogits> {
+    let (count, total_nats) =
+        sum_over_batches(config, set, limit, device, |targets, condition| {
+            let logits = model.forward_conditioned(targets.clone(), condition)?;
+            Ok(pixel_nll(logits, targets).sum())
+        })?;
     let nll_nats = total_nats / count as f64;
-    Likelihood {
+    Ok(Likelihood {
         images: count,
         nll_nats,
         bits_per_dim: bits_per_dim(nll_nats, set.values_per_image()),
-    }
+    })
 }
 
 /// The mean squared error per sub-pixel of an MSE-trained auto-encoder's reconstructions of the
@@ -111,11 +114,11 @@ pub fn evaluate_mse(
     limit: usize,
     device: &Device,
 ) -> SquaredError {
-    let (count, total) = sum_over_batches(config, set, limit, device, |targets, _| {
+    let Ok((count, total)) = sum_over_batches(config, set, limit, device, |targets, _| {
         let intensities = model
             .intensities(targets.clone())
             .expect("an MSE-trained auto-encoder");
-        squared_error(intensities, targets, config.levels).sum()
+        Ok::<_, Infallible>(squared_error(intensities, targets, config.levels).sum())
     });
     SquaredError {
         images: count,
@@ -133,38 +136,43 @@ pub fn image_nll(
     set: &ImageSet,
     limit: usize,
     device: &Device,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, NoLogits> {
     let per_batch = over_batches(config, set, limit, device, |targets, condition| {
-        let logits = model.forward_conditioned(targets.clone(), condition);
+        let logits = model.forward_conditioned(targets.clone(), condition)?;
         let nll = pixel_nll(logits, targets);
         let [batch, colours, height, width] = nll.dims();
-        nll.reshape([batch, colours * height * width])
+        Ok(nll
+            .reshape([batch, colours * height * width])
             .sum_dim(1)
             .into_data()
             .convert::<f64>()
             .try_into_vec()
-            .expect("NLL values are floats")
+            .expect("NLL values are floats"))
     });
-    per_batch.into_iter().flatten().collect()
+    let per_batch = per_batch
+        .into_iter()
+        .collect::<Result<Vec<Vec<f64>>, _>>()?;
+    Ok(per_batch.into_iter().flatten().collect())
 }
 
 /// The number of images scored (the first `limit` of `set`) and the sum of `total` over batches
 /// of them, added in batch order; with no images the sum is NaN, so that no figure is claimed.
-fn sum_over_batches(
+fn sum_over_batches<E: Send>(
     config: &PixelCnnConfig,
     set: &ImageSet,
     limit: usize,
     device: &Device,
-    total: impl Fn(Tensor<4, Int>, Option<&Tensor<2>>) -> Tensor<1> + Sync,
-) -> (usize, f64) {
+    total: impl Fn(Tensor<4, Int>, Option<&Tensor<2>>) -> Result<Tensor<1>, E> + Sync,
+) -> Result<(usize, f64), E> {
     let count = set.len().min(limit);
     if count == 0 {
-        return (0, f64::NAN);
+        return Ok((0, f64::NAN));
     }
     let totals = over_batches(config, set, limit, device, |targets, condition| {
-        total(targets, condition).into_scalar::<f64>()
+        Ok(total(targets, condition)?.into_scalar::<f64>())
     });
-    (count, totals.into_iter().sum())
+    let totals = totals.into_iter().collect::<Result<Vec<f64>, E>>()?;
+    Ok((count, totals.into_iter().sum()))
 }
 
 /// `score` of each batch of [`EVAL_BATCH`] of the first `limit` images of `set`, in batch
@@ -218,14 +226,14 @@ pub fn pixel_surprise(
     model: &PixelCnn,
     targets: Tensor<4, Int>,
     condition: Option<&Tensor<2>>,
-) -> Vec<f32> {
-    let logits = model.forward_conditioned(targets.clone(), condition);
-    pixel_nll(logits, targets)
+) -> Result<Vec<f32>, NoLogits> {
+    let logits = model.forward_conditioned(targets.clone(), condition)?;
+    Ok(pixel_nll(logits, targets)
         .sum_dim(1)
         .into_data()
         .convert::<f32>()
         .try_into_vec()
-        .expect("NLL values are floats")
+        .expect("NLL values are floats"))
 }
 
 /// Test images beside heat maps of their per-pixel negative log-likelihood (summed over a
@@ -237,11 +245,11 @@ pub fn heatmap(
     set: &ImageSet,
     indices: &[usize],
     device: &Device,
-) -> image::RgbImage {
+) -> Result<image::RgbImage, NoLogits> {
     let levels = config.levels;
     let targets = set.batch(indices, levels, device);
     let condition = set.condition(indices, config.conditioning, device);
-    let nll = pixel_surprise(model, targets, condition.as_ref());
+    let nll = pixel_surprise(model, targets, condition.as_ref())?;
     let pixels = set.height * set.width;
     let max = nll.iter().copied().fold(0.0, f32::max);
     let mut tiles = Vec::with_capacity(2 * indices.len());
@@ -250,7 +258,7 @@ pub fn heatmap(
         tiles.push(picture::levels_tile(&image, levels, set.height, set.width));
         tiles.push(picture::heat_tile(values, max, set.height, set.width));
     }
-    picture::grid(&tiles, 2, 4)
+    Ok(picture::grid(&tiles, 2, 4))
 }
 
 #[cfg(test)]
@@ -282,7 +290,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| evaluate(&model, &config, &set, 250, &device))
+            pool.install(|| evaluate(&model, &config, &set, 250, &device).unwrap())
         };
         let one = in_pool(1);
         assert_eq!(one.images, 250);
@@ -290,7 +298,7 @@ mod tests {
             assert_eq!(in_pool(threads).nll_nats, one.nll_nats, "{threads} threads");
         }
         // Each batch counts once: the first 100 images alone score differently.
-        let first = evaluate(&model, &config, &set, 100, &device);
+        let first = evaluate(&model, &config, &set, 100, &device).unwrap();
         assert_ne!(first.nll_nats, one.nll_nats);
     }
 
@@ -298,9 +306,9 @@ mod tests {
     fn each_images_nll_is_its_own_and_their_mean_is_the_sets_likelihood() {
         let device = Device::flex();
         let (set, config, model) = images_and_model(150, &device);
-        let nats = image_nll(&model, &config, &set, usize::MAX, &device);
+        let nats = image_nll(&model, &config, &set, usize::MAX, &device).unwrap();
         assert_eq!(nats.len(), 150);
-        let whole = evaluate(&model, &config, &set, usize::MAX, &device);
+        let whole = evaluate(&model, &config, &set, usize::MAX, &device).unwrap();
         let mean = Likelihood::of_images(&nats, 64);
         assert_eq!(mean.images, whole.images);
         // The set's figure sums each batch in f32: equal to f32 rounding.
@@ -311,7 +319,9 @@ mod tests {
             pixels: set.pixels[120 * 64..121 * 64].to_vec(),
             ..set.clone()
         };
-        let single = evaluate(&model, &config, &alone, 1, &device).nll_nats;
+        let single = evaluate(&model, &config, &alone, 1, &device)
+            .unwrap()
+            .nll_nats;
         assert!(
             (nats[120] - single).abs() < 1e-4,
             "{} vs {single}",

@@ -279,6 +279,7 @@ mod tests {
         let condition = crate::model::one_hot(&[0, 2], 3, &device);
         let logits = |m: &PixelCnn| -> Vec<f32> {
             m.forward_conditioned(levels.clone(), Some(&condition))
+                .unwrap()
                 .into_data()
                 .try_into_vec()
                 .unwrap()

@@ -24,7 +24,7 @@
 //! let device = Device::flex();
 //! let (config, model) = pretrained::find("mnist-class")?.load(&device)?;
 //! let digits = DataSource::Embedded.test(None)?.for_evaluation(config.binarization);
-//! let nats = image_nll(&model, &config.model, &digits, 20, &device); // the first 20 images
+//! let nats = image_nll(&model, &config.model, &digits, 20, &device)?; // the first 20 images
 //! let mean = Likelihood::of_images(&nats, digits.values_per_image());
 //! assert!(mean.bits_per_dim < 0.3, "{mean:?}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -40,12 +40,13 @@
 //! let config = PixelCnnConfig::new(4).with_layers(3).with_channels(9);
 //! let model = config.clone().init_seeded(&device, 0);
 //! let levels = Tensor::<4, Int>::zeros([2, 1, 6, 6], &device); // [B, C, H, W], values in 0..K
-//! assert_eq!(model.forward(levels).dims(), [2, 1, 4, 6, 6]); // K logits per sub-pixel
+//! assert_eq!(model.forward(levels)?.dims(), [2, 1, 4, 6, 6]); // K logits per sub-pixel
 //!
 //! // Colour: R, G, B sub-pixels, each given the ones before it.
 //! let rgb = config.with_input_channels(3).init_seeded(&device, 0);
 //! let levels = Tensor::<4, Int>::zeros([2, 3, 6, 6], &device);
-//! assert_eq!(rgb.forward(levels).dims(), [2, 3, 4, 6, 6]);
+//! assert_eq!(rgb.forward(levels)?.dims(), [2, 3, 4, 6, 6]);
+//! # Ok::<(), pixelcnn::model::NoLogits>(())
 //! ```
 
 pub mod checkpoint;

@@ -20,7 +20,8 @@ use crate::data::{DataError, ImageSet};
 use crate::evaluate::{Likelihood, Score, SquaredError, score};
 use crate::loss::{bits_per_dim, mean_nll, nats_to_bits, squared_error};
 use crate::model::{
-    Conditioning, Objective, PixelCnn, PixelCnnConfig, intensities_to_levels, one_hot,
+    Conditioning, NoLogits, Objective, PixelCnn, PixelCnnConfig, Prediction, intensities_to_levels,
+    one_hot,
 };
 use crate::observer::{Interval, Start, Step, Timing as TimingReport, TrainObserver};
 use crate::parallel::{self, Collective, ParallelError, Single};
@@ -61,9 +62,12 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Log(#[from] LogError),
-    /// The sample grid, loss plot or progress animation of an interval.
+    /// The sample grid of an interval.
     #[error(transparent)]
     Picture(#[from] PictureError),
+    /// The model's objective is not the one its config names.
+    #[error(transparent)]
+    NoLogits(#[from] NoLogits),
     /// The processes of a data-parallel run cannot share the batch.
     #[error(transparent)]
     Parallel(#[from] ParallelError),
@@ -390,7 +394,7 @@ fn validate(
     let count = validation.len().min(VALIDATION_LIMIT);
     let ranks = collective.ranks();
     if ranks == 1 {
-        return Ok(score(model, &config.model, validation, count, device));
+        return Ok(score(model, &config.model, validation, count, device)?);
     }
     let per_rank = count.div_ceil(ranks);
     let start = (collective.rank() * per_rank).min(count);
@@ -398,7 +402,7 @@ fn validate(
     let mine = validation.select(&(start..end).collect::<Vec<_>>());
     let mut sums = [(end - start) as f32, 0.0];
     if end > start {
-        sums[1] = match score(model, &config.model, &mine, end - start, device) {
+        sums[1] = match score(model, &config.model, &mine, end - start, device)? {
             Score::Likelihood(l) => l.nll_nats * l.images as f64,
             Score::SquaredError(e) => e.mse * e.images as f64,
         } as f32;
@@ -538,12 +542,11 @@ fn batch_loss(
     targets: Tensor<4, Int>,
     condition: Option<&Tensor<2>>,
 ) -> Tensor<1> {
-    match model.intensities(targets.clone()) {
-        Some(intensities) => squared_error(intensities, targets, config.levels).mean(),
-        None => mean_nll(
-            model.forward_conditioned(targets.clone(), condition),
-            targets,
-        ),
+    match model.predict(targets.clone(), condition) {
+        Prediction::Intensities(intensities) => {
+            squared_error(intensities, targets, config.levels).mean()
+        }
+        Prediction::Logits(logits) => mean_nll(logits, targets),
     }
 }
 

@@ -6,16 +6,16 @@ use std::sync::atomic::AtomicBool;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use pixelcnn::data::ImageSet;
-use pixelcnn::evaluate::{SquaredError, evaluate_mse};
+use pixelcnn::evaluate::{SquaredError, evaluate, evaluate_mse};
 use pixelcnn::loss::mean_nll;
-use pixelcnn::model::{Architecture, Latent, PixelCnn, PixelCnnConfig};
+use pixelcnn::model::{Architecture, Latent, NoLogits, PixelCnn, PixelCnnConfig, Prediction};
 use pixelcnn::recipe::new_optimizer;
 use pixelcnn::run_config::RunConfig;
 use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::{IntervalLoss, Metrics};
 use pixelcnn::train::{Outcome, train};
 
-fn autoencoder(arch: Architecture, device: &Device) -> PixelCnn {
+fn autoencoder_config(arch: Architecture) -> PixelCnnConfig {
     PixelCnnConfig::new(4)
         .with_arch(arch)
         .with_layers(2)
@@ -25,7 +25,10 @@ fn autoencoder(arch: Architecture, device: &Device) -> PixelCnn {
             height: 8,
             width: 8,
         }))
-        .init_seeded(device, 4)
+}
+
+fn autoencoder(arch: Architecture, device: &Device) -> PixelCnn {
+    autoencoder_config(arch).init_seeded(device, 4)
 }
 
 fn codes(model: &PixelCnn, input: &Tensor<4, Int>) -> Vec<f32> {
@@ -45,7 +48,7 @@ fn a_training_step_changes_the_encoder() {
         let levels: Vec<i64> = (0..4 * 64).map(|i| (i * 5 % 4) as i64).collect();
         let input = Tensor::<4, Int>::from_data(TensorData::new(levels, [4, 1, 8, 8]), &device);
         let before = codes(&model, &input);
-        let loss = mean_nll(model.forward(input.clone()), input.clone());
+        let loss = mean_nll(model.forward(input.clone()).unwrap(), input.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = new_optimizer().step(1e-2, model, grads);
         let after = codes(&model, &input);
@@ -67,6 +70,7 @@ fn the_deconvolutional_decoder_ignores_the_pixels_given_a_code() {
     let logits = |input: Tensor<4, Int>| -> Vec<f32> {
         model
             .forward_conditioned(input, Some(&code))
+            .unwrap()
             .into_data()
             .try_into_vec()
             .unwrap()
@@ -190,4 +194,26 @@ fn the_mse_autoencoder_reconstructs_clearly_better_than_the_mean_image() {
         mse < 0.25 * baseline,
         "validation MSE {mse}, not clearly below the {baseline} of the mean image"
     );
+}
+
+#[test]
+fn the_mse_autoencoder_has_no_logits_and_says_so_instead_of_panicking() {
+    let device = Device::flex();
+    let model = autoencoder(Architecture::AutoencoderMse, &device);
+    let input = Tensor::<4, Int>::ones([2, 1, 8, 8], &device);
+    assert_eq!(model.forward(input.clone()).err(), Some(NoLogits));
+    assert_eq!(
+        model.forward_conditioned(input.clone(), None).err(),
+        Some(NoLogits)
+    );
+    let Prediction::Intensities(intensities) = model.predict(input.clone(), None) else {
+        panic!("an MSE-trained auto-encoder predicts intensities");
+    };
+    assert_eq!(intensities.dims(), [2, 1, 8, 8]);
+    let config = autoencoder_config(Architecture::AutoencoderMse);
+    let error = evaluate(&model, &config, &squares(4), 4, &device).err();
+    assert_eq!(error, Some(NoLogits));
+    // The models with logits give them.
+    let logits = autoencoder(Architecture::Autoencoder, &device).forward(input);
+    assert_eq!(logits.unwrap().dims(), [2, 1, 4, 8, 8]);
 }

@@ -48,6 +48,7 @@ fn perturbation_effects_with(
     let condition = h.map(|h| h.repeat_dim(0, pixels + 1));
     let logits: Vec<f32> = model
         .forward_conditioned(input, condition.as_ref())
+        .unwrap()
         .into_data()
         .try_into_vec::<f32>()
         .expect("f32 logits");
@@ -188,6 +189,7 @@ fn assert_class_matters_everywhere(model: &PixelCnn) {
         let h = one_hot(&[class], 3, &device);
         model
             .forward_conditioned(input.clone(), Some(&h))
+            .unwrap()
             .into_data()
             .try_into_vec()
             .unwrap()
@@ -255,6 +257,7 @@ fn colour_effects(model: &PixelCnn, height: usize, width: usize) -> Vec<Vec<f32>
     );
     let logits: Vec<f32> = model
         .forward(input)
+        .unwrap()
         .into_data()
         .try_into_vec::<f32>()
         .expect("f32 logits");

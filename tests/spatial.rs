@@ -82,6 +82,7 @@ fn logits_on_a_blank_image(config: &PixelCnnConfig, size: usize) -> Vec<f32> {
     let h = one_hot(&[0], 2, &device);
     model
         .forward_conditioned(blank, Some(&h))
+        .unwrap()
         .narrow(2, 1, 1)
         .into_data()
         .try_into_vec()
@@ -230,6 +231,7 @@ fn misled_bits(run: &RunDir, set: &ImageSet) -> f64 {
         misled.len(),
         &device,
     )
+    .unwrap()
     .bits_per_dim
 }
 

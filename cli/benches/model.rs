@@ -48,7 +48,13 @@ fn model(c: &mut Criterion) {
         let inference = model_config.init_seeded(&device, 0);
         let input = random_levels(16, model_config.levels, &device);
         group.bench_function(format!("forward_16/{}", config.name()), |b| {
-            b.iter(|| inference.forward(input.clone()).sum().into_scalar::<f32>())
+            b.iter(|| {
+                inference
+                    .forward(input.clone())
+                    .unwrap()
+                    .sum()
+                    .into_scalar::<f32>()
+            })
         });
 
         let training = device.clone().autodiff();
@@ -57,7 +63,7 @@ fn model(c: &mut Criterion) {
         let targets = random_levels(batch, model_config.levels, &training);
         group.bench_function(format!("train_step/{}", config.name()), |b| {
             b.iter(|| {
-                let loss = mean_nll(model.forward(targets.clone()), targets.clone());
+                let loss = mean_nll(model.forward(targets.clone()).unwrap(), targets.clone());
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optimizer.step(1e-3, model.clone(), grads);
                 loss.into_scalar::<f32>()

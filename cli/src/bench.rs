@@ -163,7 +163,7 @@ fn train_step_ms(
     let targets = random_levels(shard.len(), config.levels, &training_device);
     let mut parted = None;
     let ms = median_ms(WARM_UP, REPEATS, || {
-        let loss = mean_nll(model.forward(targets.clone()), targets.clone());
+        let loss = mean_nll(model.forward(targets.clone()).unwrap(), targets.clone());
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         if let Err(error) = parallel::average_gradients(&model, &mut grads, &mut [], collective) {
             parted.get_or_insert(error);

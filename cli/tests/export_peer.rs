@@ -59,7 +59,9 @@ fn peer_reproduces(name: &str, dir: &Path) {
     let indices: Vec<usize> = (0..IMAGES).collect();
     let levels = test.batch(&indices, config.model.levels, &device);
     let condition = test.condition(&indices, config.model.conditioning, &device);
-    let logits = model.forward_conditioned(levels.clone(), condition.as_ref());
+    let logits = model
+        .forward_conditioned(levels.clone(), condition.as_ref())
+        .unwrap();
     let logits_shape = logits.dims();
     let level_values: Vec<i64> = levels.into_data().convert::<i64>().try_into_vec().unwrap();
     let logit_values: Vec<f32> = logits.into_data().try_into_vec().unwrap();

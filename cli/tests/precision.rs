@@ -60,7 +60,12 @@ fn checkpoint_logits(run: &RunDir) -> Vec<f32> {
     let _f32 = precision::scoped(Precision::F32).unwrap();
     let model = run.load_checkpoint(&Device::flex()).unwrap().model;
     let input = data().1.batch(&[0, 1, 2, 3], 4, &Device::flex());
-    model.forward(input).into_data().try_into_vec().unwrap()
+    model
+        .forward(input)
+        .unwrap()
+        .into_data()
+        .try_into_vec()
+        .unwrap()
 }
 
 /// Whether this processor runs bf16; where it does not, `PIXELCNN_REQUIRE_BF16` (set by CI)

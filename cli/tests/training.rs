@@ -29,7 +29,12 @@ fn metrics(run: &RunDir) -> Vec<serde_json::Value> {
 fn logits(model: &PixelCnn, levels: usize) -> Vec<f32> {
     let (_, validation) = data();
     let input = validation.batch(&[0, 1, 2, 3], levels, &Device::flex());
-    model.forward(input).into_data().try_into_vec().unwrap()
+    model
+        .forward(input)
+        .unwrap()
+        .into_data()
+        .try_into_vec()
+        .unwrap()
 }
 
 /// Logits of the run's checkpointed model (of `levels` levels) on a fixed batch.
@@ -103,6 +108,7 @@ fn a_checkpoint_restores_identical_logits() {
     let input = validation.batch(&[5, 6], 4, &device);
     let before: Vec<f32> = model
         .forward(input.clone())
+        .unwrap()
         .into_data()
         .try_into_vec()
         .unwrap();
@@ -114,6 +120,7 @@ fn a_checkpoint_restores_identical_logits() {
     let after: Vec<f32> = restored
         .model
         .forward(input)
+        .unwrap()
         .into_data()
         .try_into_vec()
         .unwrap();

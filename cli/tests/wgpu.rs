@@ -61,7 +61,9 @@ fn logits_and_gradients(
         .conditioning
         .dim()
         .map(|classes| one_hot(&[0, classes - 1], classes, device));
-    let logits = model.forward_conditioned(levels.clone(), condition.as_ref());
+    let logits = model
+        .forward_conditioned(levels.clone(), condition.as_ref())
+        .unwrap();
     let loss = mean_nll(logits.clone(), levels);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let mut visitor = Gradients {

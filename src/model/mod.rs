@@ -257,33 +257,53 @@ impl PixelCnnConfig {
     }
 }
 
+/// What a model predicts for a batch of images ([`PixelCnn::predict`]).
+pub enum Prediction {
+    /// Logits `[B, C, K, H, W]`: a distribution over the K levels of each sub-pixel.
+    Logits(Tensor<5>),
+    /// An MSE-trained auto-encoder's reconstructions `[B, C, H, W]`, as intensities on the
+    /// input scale x = level/(K−1).
+    Intensities(Tensor<4>),
+}
+
+/// Asked for the logits of an MSE-trained auto-encoder, which predicts intensities instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an MSE-trained auto-encoder predicts intensities, not a likelihood")]
+pub struct NoLogits;
+
 impl PixelCnn {
     /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` (values in `0..K`), for an
-    /// unconditional model.
-    pub fn forward(&self, levels: Tensor<4, Int>) -> Tensor<5> {
+    /// unconditional model; [`NoLogits`] for an MSE-trained auto-encoder.
+    pub fn forward(&self, levels: Tensor<4, Int>) -> Result<Tensor<5>, NoLogits> {
         self.forward_conditioned(levels, None)
     }
 
     /// Logits `[B, C, K, H, W]` for images of levels `[B, C, H, W]` given, for a conditional
     /// model, the conditioning vectors h `[B, d]`. For an auto-encoder h is the code: without
-    /// one, the encoder computes it from the images themselves.
-    ///
-    /// # Panics
-    ///
-    /// For an MSE-trained auto-encoder, which has no distribution: see [`Self::intensities`].
+    /// one, the encoder computes it from the images themselves. An MSE-trained auto-encoder has
+    /// no distribution to give logits of: [`NoLogits`] (see [`Self::predict`]).
     pub fn forward_conditioned(
         &self,
         levels: Tensor<4, Int>,
         condition: Option<&Tensor<2>>,
-    ) -> Tensor<5> {
+    ) -> Result<Tensor<5>, NoLogits> {
+        match self.predict(levels, condition) {
+            Prediction::Logits(logits) => Ok(logits),
+            Prediction::Intensities(_) => Err(NoLogits),
+        }
+    }
+
+    /// What the model predicts for images of levels `[B, C, H, W]` given `condition` (as for
+    /// [`Self::forward_conditioned`]): logits, or an MSE-trained auto-encoder's reconstructions.
+    pub fn predict(&self, levels: Tensor<4, Int>, condition: Option<&Tensor<2>>) -> Prediction {
         match self {
-            PixelCnn::Gated(model) => model.forward(levels, condition),
-            PixelCnn::Masked(model) => model.forward(levels),
-            PixelCnn::AutoEncoder(model) => model.forward(levels, condition),
-            PixelCnn::DeconvAutoEncoder(model) => model.forward(levels, condition).unsqueeze_dim(1),
-            PixelCnn::MseAutoEncoder(_) => {
-                panic!("an MSE-trained auto-encoder predicts intensities, not logits")
+            PixelCnn::Gated(model) => Prediction::Logits(model.forward(levels, condition)),
+            PixelCnn::Masked(model) => Prediction::Logits(model.forward(levels)),
+            PixelCnn::AutoEncoder(model) => Prediction::Logits(model.forward(levels, condition)),
+            PixelCnn::DeconvAutoEncoder(model) => {
+                Prediction::Logits(model.forward(levels, condition).unsqueeze_dim(1))
             }
+            PixelCnn::MseAutoEncoder(model) => Prediction::Intensities(model.forward(levels, None)),
         }
     }
 

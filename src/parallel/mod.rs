@@ -80,6 +80,8 @@ pub enum ParallelError {
     },
     #[error("another training thread stopped at this step")]
     Departed,
+    #[error(transparent)]
+    NoLogits(#[from] crate::model::NoLogits),
     #[error("cannot start the training threads: {0}")]
     Threads(String),
 }
@@ -185,14 +187,14 @@ pub fn forward_in_shards(
     shards: usize,
 ) -> Result<Tensor<5>, ParallelError> {
     if shards <= 1 {
-        return Ok(model.forward_conditioned(levels, condition));
+        return Ok(model.forward_conditioned(levels, condition)?);
     }
     let batch = levels.dims()[0];
     let parts = in_threads(shards, |rank| {
         let range = shard(batch, rank)?;
         let condition = condition.map(|c| c.clone().slice(range.clone()));
         let levels = levels.clone().slice(range);
-        Ok(model.forward_conditioned(levels, condition.as_ref()))
+        Ok(model.forward_conditioned(levels, condition.as_ref())?)
     })?;
     let parts = parts
         .into_iter()
@@ -333,7 +335,9 @@ mod tests {
             let model = config.init_seeded(&device, 1);
             let condition = (conditioning == classes)
                 .then(|| Tensor::<2>::random([6, 3], Distribution::Default, &device));
-            let whole = model.forward_conditioned(levels.clone(), condition.as_ref());
+            let whole = model
+                .forward_conditioned(levels.clone(), condition.as_ref())
+                .unwrap();
             for shards in [1, 2, 3] {
                 // Twice: the second call runs on the pools the first one built.
                 for _ in 0..2 {

@@ -78,7 +78,7 @@ mod tests {
             .init_seeded(&device, 0);
         let gradients = || {
             let targets = Tensor::<4, Int>::ones([2, 1, 5, 5], &device);
-            let loss = mean_nll(model.forward(targets.clone()), targets);
+            let loss = mean_nll(model.forward(targets.clone()).unwrap(), targets);
             GradientsParams::from_grads(loss.backward(), &model)
         };
         let norm = global_norm(&model, &gradients());

@@ -117,7 +117,10 @@ mod tests {
         let source = config(2).init_seeded(&device, 1);
         let grown = grow(source.clone(), config(4).init_seeded(&device, 2));
         let x = images(&device);
-        let (before, after) = (source.forward(x.clone()), grown.forward(x.clone()));
+        let (before, after) = (
+            source.forward(x.clone()).unwrap(),
+            grown.forward(x.clone()).unwrap(),
+        );
         assert_eq!(before.into_data(), after.clone().into_data());
 
         let grads = GradientsParams::from_grads(mean_nll(after, x).backward(), &grown);

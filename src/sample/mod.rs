@@ -71,6 +71,12 @@ pub fn image_streams(seed: u64, images: Range<usize>) -> Vec<SeededRng> {
 /// One number from `rng` is the key of the images' random streams: image i draws from
 /// [`image_stream`]`(key, i)`, one uniform number per sub-pixel, in raster order, then channel
 /// after channel within a pixel — the same for both samplers.
+///
+/// # Panics
+///
+/// For an MSE-trained auto-encoder, which has no distribution to draw from
+/// ([`PixelCnn::forward_conditioned`] gives [`crate::model::NoLogits`]): callers decode its
+/// codes instead ([`PixelCnn::decode_intensities`]).
 pub fn sample(
     model: &PixelCnn,
     count: usize,

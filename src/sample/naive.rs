@@ -26,6 +26,7 @@ impl RowSampler for Naive<'_> {
                 let logits: Vec<f32> = self
                     .model
                     .forward_conditioned(input, self.condition.as_ref())
+                    .expect("samplers draw from models with logits (see `sample`)")
                     .slice([
                         0..count,
                         channel..channel + 1,

@@ -100,6 +100,7 @@ pub fn worst_logit_difference(
     let condition = condition(config, BATCH, device);
     let full: Vec<f32> = model
         .forward_conditioned(input, condition.as_ref())
+        .unwrap()
         .into_data()
         .convert::<f32>()
         .try_into_vec()

@@ -60,11 +60,11 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     let test = test_images(args.data_dir, args.condition_file.as_deref(), &config)?;
     let result = match &args.per_image {
         Some(path) => {
-            let nats = image_nll(&model, &config.model, &test, usize::MAX, device);
+            let nats = image_nll(&model, &config.model, &test, usize::MAX, device)?;
             write_per_image(path, &nats, &test)?;
             Score::Likelihood(Likelihood::of_images(&nats, test.values_per_image()))
         }
-        None => score(&model, &config.model, &test, usize::MAX, device),
+        None => score(&model, &config.model, &test, usize::MAX, device)?,
     };
     if let Some(binarization) = config.binarization {
         eprintln!("binarisation: {}", binarization.describe());
@@ -89,7 +89,7 @@ pub(crate) fn eval_command(args: EvalArgs, device: &Device) -> anyhow::Result<()
     }
     if let Some(path) = args.heatmap {
         let indices: Vec<usize> = (0..test.len().min(HEATMAP_IMAGES)).collect();
-        let picture = heatmap(&model, &config.model, &test, &indices, device);
+        let picture = heatmap(&model, &config.model, &test, &indices, device)?;
         picture::save(&picture, &path)?;
         eprintln!("wrote {}", path.display());
     }

@@ -143,7 +143,7 @@ fn header_score(
         "scoring the run on {} test images…",
         SCORED_IMAGES.min(test.len())
     );
-    let score = evaluate(model, &config.model, test, SCORED_IMAGES, device);
+    let score = evaluate(model, &config.model, test, SCORED_IMAGES, device)?;
     Ok(Some(TestScore {
         images: score.images,
         nll_nats: score.nll_nats,

@@ -22,7 +22,7 @@ use tokio_stream::{Stream, StreamExt};
 use super::{Header, Shared};
 use pixelcnn::evaluate::pixel_surprise;
 use pixelcnn::loss::bits_per_dim;
-use pixelcnn::model::{Conditioning, one_hot};
+use pixelcnn::model::{Conditioning, NoLogits, one_hot};
 use pixelcnn::sample::{Generation, Sampler, SamplingOptions, Start, image_streams};
 
 /// Rows waiting to be sent to a slow client before its draw pauses.
@@ -344,25 +344,30 @@ pub(super) async fn nll(
     .map_err(|_| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: "scoring the image failed".into(),
-    })?;
+    })?
+    .map_err(|error| ApiError::bad(error.to_string()))?;
     Ok(Json(surprise))
 }
 
 /// The negative log-likelihood of one image, per pixel and in all.
-fn surprise(state: &super::State, image: &[u8], classes: Option<Vec<usize>>) -> Surprise {
+fn surprise(
+    state: &super::State,
+    image: &[u8],
+    classes: Option<Vec<usize>>,
+) -> Result<Surprise, NoLogits> {
     let (header, served) = (&state.header, &state.served);
     let device = &served.device;
     let data: Vec<i64> = image.iter().map(|&l| i64::from(l)).collect();
     let shape = [1, header.colours, header.height, header.width];
     let targets = Tensor::<4, Int>::from_data(TensorData::new(data, shape), device);
     let condition = classes.map(|c| one_hot(&c, class_count(header), device));
-    let pixels = pixel_surprise(&served.model, targets, condition.as_ref());
+    let pixels = pixel_surprise(&served.model, targets, condition.as_ref())?;
     let nll_nats: f64 = pixels.iter().map(|&v| f64::from(v)).sum();
-    Surprise {
+    Ok(Surprise {
         nll_nats,
         bits_per_dim: bits_per_dim(nll_nats, image.len()),
         pixels,
-    }
+    })
 }
 
 /// Starts `draw` on a blocking thread and streams its rows: a `start` event, one `row` event

@@ -245,7 +245,7 @@ async fn the_heat_map_totals_what_eval_gives() {
         let total = surprise["nll_nats"].as_f64().unwrap();
         assert!((pixels.iter().sum::<f64>() - total).abs() < 1e-3);
         let one = test.select(&[index]);
-        let eval = evaluate(&model, &config.model, &one, 1, &Device::flex());
+        let eval = evaluate(&model, &config.model, &one, 1, &Device::flex()).unwrap();
         assert!(
             (total - eval.nll_nats).abs() < 1e-3,
             "{total} vs {}",
