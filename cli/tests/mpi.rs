@@ -6,6 +6,7 @@
 //! checkpoint; resuming a data-parallel run is exact; a batch the ranks cannot share, and
 //! shards inside the ranks, are refused.
 
+#[path = "cli/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! without AVX-512 BF16. The precision is process-wide, so these tests have their own binary
 //! and take turns.
 
+#[path = "cli/common/mod.rs"]
 mod common;
 
 use std::sync::Mutex;

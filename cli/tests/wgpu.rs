@@ -6,6 +6,7 @@
 //! that in CI a missing device fails these tests instead of skipping them.
 #![cfg(feature = "wgpu")]
 
+#[path = "cli/common/mod.rs"]
 mod common;
 #[path = "../../tests/parity/mod.rs"]
 mod parity;

@@ -3,9 +3,9 @@
 
 use std::io::Write;
 
+use crate::common;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-mod common;
 
 use common::{cifar_records, f32_bytes, idx_bytes, npy};
 use pixelcnn::data::{

@@ -1,7 +1,7 @@
 //! The `pixelcnn` binary end to end on a tiny synthetic data set, and its error messages: every
 //! bad input ends with one clear message and a non-zero exit code, never a panic.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

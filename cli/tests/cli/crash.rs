@@ -4,7 +4,7 @@
 //! losses of a run that was never interrupted. A diverging loss, a full disk and a read-only
 //! one each stop it with one clear message and a non-zero exit, keeping the last checkpoint.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

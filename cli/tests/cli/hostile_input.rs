@@ -16,7 +16,7 @@ use pixelcnn::export;
 use pixelcnn::run_config::RunConfig;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::idx_bytes;
 
 /// The system allocator, counting the bytes each thread holds and the most it held.
@@ -70,7 +70,7 @@ const MIB: usize = 1024 * KIB;
 
 /// The run config of the fuzzer's seed, with its model's fields replaced by `model`'s.
 fn run_config_json(model: Value) -> Vec<u8> {
-    let seed = include_bytes!("../../fuzz/seeds/run_config/mnist.json");
+    let seed = include_bytes!("../../../fuzz/seeds/run_config/mnist.json");
     let mut config: Value = serde_json::from_slice(seed).unwrap();
     for (field, value) in model.as_object().unwrap() {
         config["model"][field] = value.clone();
@@ -107,7 +107,7 @@ fn a_config_asking_for_a_million_layers_or_channels_is_refused_without_allocatin
 
 /// A checkpoint with the header of the fuzzer's seed and the given sections.
 fn checkpoint_bytes(config: &[u8], weights: &[u8], optimiser: &[u8]) -> Vec<u8> {
-    let seed = include_bytes!("../../fuzz/seeds/checkpoint/tiny.bin");
+    let seed = include_bytes!("../../../fuzz/seeds/checkpoint/tiny.bin");
     // Magic bytes, format version and step.
     let mut bytes = seed[..20].to_vec();
     for section in [config, weights, optimiser] {

@@ -2,7 +2,7 @@
 //! `--pretrained NAME` stands in for `--run` in eval, sample, complete, reconstruct and export,
 //! and each scores what its card says on the embedded test images.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

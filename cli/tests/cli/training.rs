@@ -1,7 +1,7 @@
 //! Training on a small real subset, checkpoints that restore a model exactly, and resuming an
 //! interrupted run bit for bit.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 

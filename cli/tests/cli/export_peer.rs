@@ -6,7 +6,7 @@
 //! names the interpreter (default `python3`). Without torch the test says so and passes, unless
 //! `PIXELCNN_REQUIRE_TORCH=1` (set by CI, which installs torch) makes that a failure.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
