@@ -27,7 +27,7 @@ pub enum Precision {
 /// bf16 asked for on a processor without AVX-512 BF16.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "--precision bf16 needs a processor with AVX-512 BF16, which this one lacks; use --precision f32"
+    "bf16 precision needs a processor with AVX-512 BF16, which this one lacks; f32 runs everywhere"
 )]
 pub struct Unsupported;
 

@@ -29,7 +29,7 @@ pub struct FolderOptions {
 pub fn load(dir: &Path, options: FolderOptions) -> Result<ImageSet, DataError> {
     if !(1..=MAX_IMAGE_SIDE).contains(&options.size) {
         return Err(DataError::Format(format!(
-            "--image-size must be between 1 and {MAX_IMAGE_SIDE}, got {}",
+            "the image size must be between 1 and {MAX_IMAGE_SIDE}, got {}",
             options.size
         )));
     }

@@ -228,7 +228,7 @@ impl ImageSet {
     fn check_embeddings(&self, dim: usize) -> Result<(), DataError> {
         match &self.embeddings {
             None => Err(DataError::Format(
-                "this model is conditioned on vectors: pass --condition-file with one vector per image".into(),
+                "this model is conditioned on vectors: it needs a condition file with one vector per image".into(),
             )),
             Some(e) if e.dim != dim => Err(DataError::Format(format!(
                 "the condition file holds vectors of dimension {}, but the model was trained on dimension {dim}",
@@ -398,9 +398,9 @@ impl DataSource {
             (Dataset::Cifar10, Some(dir)) => Ok(Self::Cifar10(dir)),
             (Dataset::Folder, Some(dir)) => folder
                 .map(|options| Self::Images(dir, options))
-                .ok_or_else(|| DataError::Format("--dataset folder needs --image-size".into())),
+                .ok_or_else(|| DataError::Format("a folder data set needs an image size".into())),
             (_, None) => Err(DataError::Format(
-                "--dataset cifar10 and --dataset folder need --data-dir".into(),
+                "the cifar10 and folder data sets need a data folder".into(),
             )),
         }
     }

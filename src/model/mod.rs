@@ -154,7 +154,7 @@ impl PixelCnnConfig {
             ));
         }
         if self.input_channels > 1 && self.arch != Architecture::Gated {
-            return Err("colour images need the gated architecture (--arch gated)".into());
+            return Err("colour images need the gated architecture".into());
         }
         if self.channels.min(self.head_channels) < self.input_channels {
             return Err(format!(
@@ -172,7 +172,7 @@ impl PixelCnnConfig {
             }
         }
         if self.conditioning != Conditioning::None && self.arch != Architecture::Gated {
-            return Err("conditioning needs the gated architecture (--arch gated)".into());
+            return Err("conditioning needs the gated architecture".into());
         }
         let autoencoder = matches!(
             self.arch,
@@ -184,12 +184,12 @@ impl PixelCnnConfig {
             None if autoencoder => return Err("an auto-encoder needs a code size".into()),
             Some(_) if !autoencoder => {
                 return Err(
-                    "a code size (--latent-dim) needs --arch autoencoder, autoencoder-deconv or autoencoder-mse"
+                    "a code size (latent) needs an auto-encoder architecture: autoencoder, autoencoder-deconv or autoencoder-mse"
                         .into(),
                 );
             }
             Some(latent) if latent.dim == 0 => {
-                return Err("the code needs at least one value (--latent-dim 1 or more)".into());
+                return Err("the code needs at least one value".into());
             }
             _ => {}
         }

@@ -71,7 +71,7 @@ pub enum ParallelError {
     )]
     Unwired { launched: usize, world: usize },
     #[error(
-        "a batch of {batch} images cannot be split evenly across {ranks} {members}: choose a --batch-size that {ranks} divides"
+        "a batch of {batch} images cannot be split evenly across {ranks} {members}: choose a batch size that {ranks} divides"
     )]
     UnevenBatch {
         batch: usize,

@@ -26,7 +26,7 @@ use crate::model::{Architecture, PixelCnn, PixelCnnConfig};
 /// differ at most in their number of layers, the target's being no fewer.
 pub fn check_growable(source: &PixelCnnConfig, target: &PixelCnnConfig) -> Result<(), String> {
     if source.arch != Architecture::Gated || target.arch != Architecture::Gated {
-        return Err("only a Gated PixelCNN (--arch gated) grows from another".into());
+        return Err("only a Gated PixelCNN grows from another".into());
     }
     let differences: Vec<String> = [
         ("levels", source.levels, target.levels),

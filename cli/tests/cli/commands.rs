@@ -601,7 +601,10 @@ fn vector_conditional_train_sample_interpolate_eval() {
         ],
         "dimension 2, but the model was trained on dimension 3",
     );
-    assert_fails_with(&["eval", "--run", run_arg], "pass --condition-file");
+    assert_fails_with(
+        &["eval", "--run", run_arg],
+        "it needs a condition file with one vector per image",
+    );
     assert_fails_with(
         &[
             "train",
@@ -936,7 +939,7 @@ fn autoencoders_train_reconstruct_and_interpolate() {
             "--latent-dim",
             "4",
         ],
-        "--latent-dim) needs --arch autoencoder",
+        "a code size (latent) needs an auto-encoder architecture",
     );
     assert_fails_with(
         &[
@@ -1052,7 +1055,7 @@ fn cifar10_trains_evaluates_and_samples_in_colour() {
             "--out",
             other.to_str().unwrap(),
         ],
-        "--dataset cifar10 and --dataset folder need --data-dir",
+        "the cifar10 and folder data sets need a data folder",
     );
     assert_fails_with(
         &[
@@ -1158,7 +1161,7 @@ fn image_folder_trains_in_grayscale_or_colour() {
             "--out",
             dir.path().join("x").to_str().unwrap(),
         ],
-        "--dataset folder needs --image-size",
+        "a folder data set needs an image size",
     );
 }
 
