@@ -13,8 +13,9 @@ use burn::prelude::*;
 use burn::tensor::Bytes;
 
 use crate::files::{FileError, open_bounded};
-use crate::model::{PixelCnn, PixelCnnConfig};
+use crate::model::{InvalidSetting, PixelCnn, PixelCnnConfig};
 use crate::recipe::new_optimizer;
+use crate::run_config::ConfigError;
 
 const MAGIC: &[u8; 8] = b"PXCNNCKP";
 /// Version of the checkpoint layout; bumped whenever it or a model's weights change. Version 2:
@@ -43,6 +44,9 @@ pub enum CheckpointError {
     /// A run folder whose files do not agree, or whose `config.json` is not valid.
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A `config.json` that is not a valid run config.
+    #[error("{}: {source}", path.display())]
+    Config { path: PathBuf, source: ConfigError },
     #[error(transparent)]
     File(#[from] FileError),
 }
@@ -71,7 +75,7 @@ pub enum FormatError {
     CorruptConfig(serde_json::Error),
     /// A model config that parses but is not a model this version builds.
     #[error("{0}")]
-    InvalidConfig(String),
+    InvalidConfig(InvalidSetting),
     #[error("{size} bytes, more than a checkpoint of its model can hold ({limit})")]
     TooLarge { size: u64, limit: u64 },
     #[error("{count} unexpected bytes after the end")]

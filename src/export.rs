@@ -30,7 +30,7 @@ use safetensors::Dtype;
 use crate::files::{FileError, open_bounded};
 use crate::model::MAX_PARAMETERS;
 use crate::model::PixelCnn;
-use crate::run_config::RunConfig;
+use crate::run_config::{ConfigError, RunConfig};
 
 /// The metadata key holding the run's `config.json`.
 pub const CONFIG_KEY: &str = "pixelcnn.run_config";
@@ -57,6 +57,8 @@ pub enum ExportError {
     Format(String),
     #[error("the weights do not fit the model the file describes: {0}")]
     Mismatch(String),
+    #[error("the run config in its metadata: {0}")]
+    Config(ConfigError),
 }
 
 /// The weights of `model`, trained as `config` says, as the bytes of a safetensors file. The
@@ -183,7 +185,7 @@ fn config_of_header(header: &[u8]) -> Result<RunConfig, ExportError> {
         .as_ref()
         .and_then(|m| m.get(CONFIG_KEY))
         .ok_or_else(|| ExportError::Format(format!("its metadata has no {CONFIG_KEY}")))?;
-    RunConfig::from_json(json.as_bytes()).map_err(ExportError::Format)
+    RunConfig::from_json(json.as_bytes()).map_err(ExportError::Config)
 }
 
 /// Every tensor of `bytes` is f32, and they hold as many values as the model `config` describes
@@ -224,7 +226,7 @@ pub(crate) fn read_config(bytes: &[u8]) -> Result<RunConfig, ExportError> {
         .as_ref()
         .and_then(|m| m.get(CONFIG_KEY))
         .ok_or_else(|| ExportError::Format(format!("its metadata has no {CONFIG_KEY}")))?;
-    RunConfig::from_json(json.as_bytes()).map_err(ExportError::Format)
+    RunConfig::from_json(json.as_bytes()).map_err(ExportError::Config)
 }
 
 #[cfg(test)]

@@ -7,9 +7,19 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Binarization, DataError, DataSource, Dataset, FolderOptions};
-use crate::model::{MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnnConfig};
+use crate::model::{InvalidSetting, MAX_FEATURE_VALUES, MAX_IMAGE_SIDE, PixelCnnConfig};
 use crate::precision::Precision;
 use crate::recipe::{NEW_RUN, Recipe};
+
+/// Why a `config.json` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or not the fields of a run config.
+    #[error("{0}")]
+    Json(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidSetting),
+}
 
 /// The training settings recorded in a run folder's `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,15 +106,15 @@ impl RunConfig {
     }
 
     /// Parses and checks the contents of a `config.json`.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let config: Self =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a valid run config: {e}"))?;
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: Self = serde_json::from_slice(bytes)
+            .map_err(|e| ConfigError::Json(format!("not a valid run config: {e}")))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values that may have been edited by hand.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         self.model.validate()?;
         for (name, value) in [
             ("batch_size", self.batch_size),
@@ -115,24 +125,36 @@ impl RunConfig {
             ("shards", self.shards),
         ] {
             if value == 0 {
-                return Err(format!("{name} must be at least 1"));
+                return Err(InvalidSetting::new(
+                    name,
+                    format!("{name} must be at least 1"),
+                ));
             }
         }
         if self.shards > MAX_SHARDS || !self.batch_size.is_multiple_of(self.shards) {
-            return Err(format!(
-                "a batch of {} images cannot be split into {} shards: shards must divide the batch size and be at most {MAX_SHARDS}",
-                self.batch_size, self.shards
+            return Err(InvalidSetting::new(
+                "shards",
+                format!(
+                    "a batch of {} images cannot be split into {} shards: shards must divide the batch size and be at most {MAX_SHARDS}",
+                    self.batch_size, self.shards
+                ),
             ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!(
-                "learning_rate must be a positive number, got {}",
-                self.learning_rate
+            return Err(InvalidSetting::new(
+                "learning_rate",
+                format!(
+                    "learning_rate must be a positive number, got {}",
+                    self.learning_rate
+                ),
             ));
         }
         self.validate_recipe()?;
         if self.image_size == Some(0) {
-            return Err("image_size must be at least 1".into());
+            return Err(InvalidSetting::new(
+                "image_size",
+                "image_size must be at least 1",
+            ));
         }
         self.check_image_size()?;
         let image = (self.image_height, self.image_width);
@@ -143,20 +165,26 @@ impl RunConfig {
             .flatten()
             .any(|size| size != image)
         {
-            return Err(format!(
-                "the model's condition map or code is sized for other images than {}×{}",
-                image.0, image.1
+            return Err(InvalidSetting::new(
+                "image_height",
+                format!(
+                    "the model's condition map or code is sized for other images than {}×{}",
+                    image.0, image.1
+                ),
             ));
         }
         Ok(())
     }
 
     /// Checks the binarisation and the optimisation recipe.
-    fn validate_recipe(&self) -> Result<(), String> {
+    fn validate_recipe(&self) -> Result<(), InvalidSetting> {
         if self.binarization.is_some() && self.model.levels != 2 {
-            return Err(format!(
-                "binarization needs a model of 2 levels, not {}",
-                self.model.levels
+            return Err(InvalidSetting::new(
+                "binarization",
+                format!(
+                    "binarization needs a model of 2 levels, not {}",
+                    self.model.levels
+                ),
             ));
         }
         self.recipe.validate()
@@ -164,23 +192,29 @@ impl RunConfig {
 
     /// Refuses images larger than [`MAX_IMAGE_SIDE`] a side, and a model whose forward pass
     /// on one image would exceed [`MAX_FEATURE_VALUES`].
-    fn check_image_size(&self) -> Result<(), String> {
+    fn check_image_size(&self) -> Result<(), InvalidSetting> {
         let side = self
             .image_height
             .max(self.image_width)
             .max(self.image_size.unwrap_or(0));
         if side > MAX_IMAGE_SIDE {
-            return Err(format!(
-                "images of {side} pixels a side are larger than the ceiling of {MAX_IMAGE_SIDE}"
+            return Err(InvalidSetting::new(
+                "image_size",
+                format!(
+                    "images of {side} pixels a side are larger than the ceiling of {MAX_IMAGE_SIDE}"
+                ),
             ));
         }
         let values = self
             .model
             .feature_values(self.image_height, self.image_width);
         if values > MAX_FEATURE_VALUES {
-            return Err(format!(
-                "the model would compute {values} feature values per {}×{} image, more than the ceiling of {MAX_FEATURE_VALUES} (check layers, channels and the image size)",
-                self.image_height, self.image_width
+            return Err(InvalidSetting::new(
+                "image_size",
+                format!(
+                    "the model would compute {values} feature values per {}×{} image, more than the ceiling of {MAX_FEATURE_VALUES} (check layers, channels and the image size)",
+                    self.image_height, self.image_width
+                ),
             ));
         }
         Ok(())

@@ -74,7 +74,7 @@ impl RunDir {
     pub fn read_config(&self) -> Result<RunConfig, CheckpointError> {
         let path = self.config_path();
         let bytes = read_bounded(&path, MAX_CONFIG_BYTES)?;
-        RunConfig::from_json(&bytes).map_err(|message| CheckpointError::Invalid { path, message })
+        RunConfig::from_json(&bytes).map_err(|source| CheckpointError::Config { path, source })
     }
 
     pub fn has_checkpoint(&self) -> bool {

@@ -361,7 +361,8 @@ fn initial_model(config: &RunConfig, device: &Device) -> Result<PixelCnn, TrainE
             from.step
         )));
     }
-    grow::check_growable(&source.config, &config.model).map_err(TrainError::InitFrom)?;
+    grow::check_growable(&source.config, &config.model)
+        .map_err(|e| TrainError::InitFrom(e.to_string()))?;
     Ok(grow::grow(source.into_inference_model(), fresh))
 }
 

@@ -37,7 +37,9 @@ fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {
             Ok(())
         }
         "npy" => Embeddings::parse_npy(bytes).map(drop),
-        "run_config" => RunConfig::from_json(bytes).map(drop),
+        "run_config" => RunConfig::from_json(bytes)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         "per_image" => parse_per_image(bytes).map(drop).map_err(|e| e.to_string()),
         "checkpoint" => Checkpoint::decode(bytes, &Device::flex())
             .map(drop)

@@ -140,39 +140,54 @@ pub enum PixelCnn {
 
 impl PixelCnnConfig {
     /// Checks values that may come from the command line or from a file.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !(2..=256).contains(&self.levels) {
-            return Err(format!(
-                "levels must be between 2 and 256, got {}",
-                self.levels
+            return Err(InvalidSetting::new(
+                "levels",
+                format!("levels must be between 2 and 256, got {}", self.levels),
             ));
         }
         if ![1, 3].contains(&self.input_channels) {
-            return Err(format!(
-                "images must have 1 (grayscale) or 3 (RGB) channels, got {}",
-                self.input_channels
+            return Err(InvalidSetting::new(
+                "input_channels",
+                format!(
+                    "images must have 1 (grayscale) or 3 (RGB) channels, got {}",
+                    self.input_channels
+                ),
             ));
         }
         if self.input_channels > 1 && self.arch != Architecture::Gated {
-            return Err("colour images need the gated architecture".into());
-        }
-        if self.channels.min(self.head_channels) < self.input_channels {
-            return Err(format!(
-                "{} colours need at least {} feature channels, one group per colour",
-                self.input_channels, self.input_channels
+            return Err(InvalidSetting::new(
+                "arch",
+                "colour images need the gated architecture",
             ));
         }
-        for (name, value) in [
-            ("layers", self.layers),
-            ("channels", self.channels),
-            ("head channels", self.head_channels),
+        if self.channels.min(self.head_channels) < self.input_channels {
+            return Err(InvalidSetting::new(
+                "channels",
+                format!(
+                    "{} colours need at least {} feature channels, one group per colour",
+                    self.input_channels, self.input_channels
+                ),
+            ));
+        }
+        for (setting, name, value) in [
+            ("layers", "layers", self.layers),
+            ("channels", "channels", self.channels),
+            ("head_channels", "head channels", self.head_channels),
         ] {
             if value == 0 {
-                return Err(format!("{name} must be at least 1"));
+                return Err(InvalidSetting::new(
+                    setting,
+                    format!("{name} must be at least 1"),
+                ));
             }
         }
         if self.conditioning != Conditioning::None && self.arch != Architecture::Gated {
-            return Err("conditioning needs the gated architecture".into());
+            return Err(InvalidSetting::new(
+                "arch",
+                "conditioning needs the gated architecture",
+            ));
         }
         let autoencoder = matches!(
             self.arch,
@@ -181,15 +196,23 @@ impl PixelCnnConfig {
                 | Architecture::AutoencoderMse
         );
         match self.latent {
-            None if autoencoder => return Err("an auto-encoder needs a code size".into()),
+            None if autoencoder => {
+                return Err(InvalidSetting::new(
+                    "latent",
+                    "an auto-encoder needs a code size",
+                ));
+            }
             Some(_) if !autoencoder => {
-                return Err(
-                    "a code size (latent) needs an auto-encoder architecture: autoencoder, autoencoder-deconv or autoencoder-mse"
-                        .into(),
-                );
+                return Err(InvalidSetting::new(
+                    "latent",
+                    "a code size (latent) needs an auto-encoder architecture: autoencoder, autoencoder-deconv or autoencoder-mse",
+                ));
             }
             Some(latent) if latent.dim == 0 => {
-                return Err("the code needs at least one value".into());
+                return Err(InvalidSetting::new(
+                    "latent",
+                    "the code needs at least one value",
+                ));
             }
             _ => {}
         }
@@ -197,19 +220,32 @@ impl PixelCnnConfig {
             && self.conditioning == Conditioning::None
             && self.arch != Architecture::Autoencoder
         {
-            return Err(
-                "a spatial condition map needs a conditioning (class labels or vectors)".into(),
-            );
+            return Err(InvalidSetting::new(
+                "spatial",
+                "a spatial condition map needs a conditioning (class labels or vectors)",
+            ));
         }
         if self.spatial.is_some_and(|map| map.channels == 0) {
-            return Err("the condition map needs at least one channel".into());
+            return Err(InvalidSetting::new(
+                "spatial",
+                "the condition map needs at least one channel",
+            ));
         }
         if self.conditioning.dim() == Some(0) {
-            return Err("a conditional model needs at least one class or dimension".into());
+            return Err(InvalidSetting::new(
+                "conditioning",
+                "a conditional model needs at least one class or dimension",
+            ));
         }
-        for (name, value) in [("first kernel", self.first_kernel), ("kernel", self.kernel)] {
+        for (setting, name, value) in [
+            ("first_kernel", "first kernel", self.first_kernel),
+            ("kernel", "kernel", self.kernel),
+        ] {
             if value % 2 == 0 {
-                return Err(format!("{name} size must be odd, got {value}"));
+                return Err(InvalidSetting::new(
+                    setting,
+                    format!("{name} size must be odd, got {value}"),
+                ));
             }
         }
         self.check_size()
@@ -254,6 +290,25 @@ impl PixelCnnConfig {
         let model = self.init(device);
         model.visit(&mut DrawWeights);
         model
+    }
+}
+
+/// A setting refused: which one, as a run's `config.json` names it (`levels`, `arch`,
+/// `batch_size`, `ema_decay`…), and why, in words. A program maps the setting to its own name
+/// for it: the command line to its flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidSetting {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl InvalidSetting {
+    pub fn new(setting: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            setting,
+            message: message.into(),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! The ceilings are generous: the largest model of arXiv 1606.05328 (ImageNet 64×64 in colour,
 //! 20 layers of 384 channels, K = 256) needs about a quarter of each.
 
-use super::{Architecture, PixelCnn, PixelCnnConfig};
+use super::{Architecture, InvalidSetting, PixelCnn, PixelCnnConfig};
 
 /// The most parameters a model may have: 2^28 (1 GiB of f32 weights).
 pub const MAX_PARAMETERS: u64 = 1 << 28;
@@ -54,29 +54,38 @@ impl PixelCnnConfig {
 
     /// Refuses a configuration whose model would exceed [`MAX_PARAMETERS`], or whose condition
     /// map or code is larger than [`MAX_IMAGE_SIDE`].
-    pub(super) fn check_size(&self) -> Result<(), String> {
+    pub(super) fn check_size(&self) -> Result<(), InvalidSetting> {
         let sides = [
-            self.spatial.map(|map| (map.height, map.width)),
-            self.latent.map(|latent| (latent.height, latent.width)),
+            ("spatial", self.spatial.map(|map| (map.height, map.width))),
+            (
+                "latent",
+                self.latent.map(|latent| (latent.height, latent.width)),
+            ),
         ];
-        if let Some((height, width)) = sides
+        if let Some((setting, (height, width))) = sides
             .into_iter()
-            .flatten()
-            .find(|&(h, w)| h.max(w) > MAX_IMAGE_SIDE)
+            .filter_map(|(setting, side)| Some((setting, side?)))
+            .find(|&(_, (h, w))| h.max(w) > MAX_IMAGE_SIDE)
         {
-            return Err(format!(
-                "a condition map or code of {height}×{width} is larger than the ceiling of {MAX_IMAGE_SIDE} pixels a side"
+            return Err(InvalidSetting::new(
+                setting,
+                format!(
+                    "a condition map or code of {height}×{width} is larger than the ceiling of {MAX_IMAGE_SIDE} pixels a side"
+                ),
             ));
         }
         let count = self.parameter_count();
         if count > MAX_PARAMETERS {
-            return Err(format!(
-                "the model would have {} parameters, more than the ceiling of {MAX_PARAMETERS} (check layers, channels, and the conditioning and code sizes)",
-                if count == u64::MAX {
-                    "over 2^64".to_string()
-                } else {
-                    count.to_string()
-                }
+            return Err(InvalidSetting::new(
+                "layers",
+                format!(
+                    "the model would have {} parameters, more than the ceiling of {MAX_PARAMETERS} (check layers, channels, and the conditioning and code sizes)",
+                    if count == u64::MAX {
+                        "over 2^64".to_string()
+                    } else {
+                        count.to_string()
+                    }
+                ),
             ));
         }
         Ok(())
@@ -337,9 +346,10 @@ mod tests {
         for config in refused {
             let error = config.validate().unwrap_err();
             assert!(
-                error.contains("more than the ceiling of 268435456"),
+                error.message.contains("more than the ceiling of 268435456"),
                 "{error}"
             );
+            assert_eq!(error.setting, "layers");
         }
         let map = SpatialMap {
             channels: 1,
@@ -351,7 +361,11 @@ mod tests {
             .with_spatial(Some(map))
             .validate()
             .unwrap_err();
-        assert!(error.contains("ceiling of 1024 pixels a side"), "{error}");
+        assert!(
+            error.message.contains("ceiling of 1024 pixels a side"),
+            "{error}"
+        );
+        assert_eq!(error.setting, "spatial");
     }
 
     #[test]

@@ -20,13 +20,19 @@ use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use crate::model::{Architecture, PixelCnn, PixelCnnConfig};
+use crate::model::{Architecture, InvalidSetting, PixelCnn, PixelCnnConfig};
 
 /// Checks that a model of `target` can grow from one of `source`: both Gated PixelCNNs that
 /// differ at most in their number of layers, the target's being no fewer.
-pub fn check_growable(source: &PixelCnnConfig, target: &PixelCnnConfig) -> Result<(), String> {
+pub fn check_growable(
+    source: &PixelCnnConfig,
+    target: &PixelCnnConfig,
+) -> Result<(), InvalidSetting> {
     if source.arch != Architecture::Gated || target.arch != Architecture::Gated {
-        return Err("only a Gated PixelCNN grows from another".into());
+        return Err(InvalidSetting::new(
+            "init_from",
+            "only a Gated PixelCNN grows from another",
+        ));
     }
     let differences: Vec<String> = [
         ("levels", source.levels, target.levels),
@@ -45,9 +51,12 @@ pub fn check_growable(source: &PixelCnnConfig, target: &PixelCnnConfig) -> Resul
     .map(|(name, had, asked)| format!("{name} {asked} (the source has {had})"))
     .collect();
     if !differences.is_empty() {
-        return Err(format!(
-            "a model grows only in depth, but this one differs in {}",
-            differences.join(", ")
+        return Err(InvalidSetting::new(
+            "init_from",
+            format!(
+                "a model grows only in depth, but this one differs in {}",
+                differences.join(", ")
+            ),
         ));
     }
     let same_but_depth = PixelCnnConfig {
@@ -55,12 +64,18 @@ pub fn check_growable(source: &PixelCnnConfig, target: &PixelCnnConfig) -> Resul
         ..source.clone()
     };
     if same_but_depth != *target {
-        return Err("a model grows only in depth, but this one differs in its conditioning".into());
+        return Err(InvalidSetting::new(
+            "init_from",
+            "a model grows only in depth, but this one differs in its conditioning",
+        ));
     }
     if target.layers < source.layers {
-        return Err(format!(
-            "the source has {} layers, more than the {} asked for",
-            source.layers, target.layers
+        return Err(InvalidSetting::new(
+            "init_from",
+            format!(
+                "the source has {} layers, more than the {} asked for",
+                source.layers, target.layers
+            ),
         ));
     }
     Ok(())
@@ -151,7 +166,8 @@ mod tests {
         ];
         for (source, target, message) in refused {
             let error = check_growable(&source, &target).unwrap_err();
-            assert!(error.contains(message), "{error}");
+            assert!(error.message.contains(message), "{error}");
+            assert_eq!(error.setting, "init_from");
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod grow;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
 
+use crate::model::InvalidSetting;
+
 /// Learning-rate schedule, weight averaging and gradient clipping of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -43,16 +45,23 @@ pub const NEW_RUN: Recipe = Recipe {
 
 impl Recipe {
     /// Checks values that may have been edited by hand in a run's config.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.lr_half_life == Some(0) {
-            return Err("lr_half_life must be at least 1".into());
+            return Err(InvalidSetting::new(
+                "lr_half_life",
+                "lr_half_life must be at least 1",
+            ));
         }
         if let Some(decay) = self.ema_decay.filter(|d| !(0.0..1.0).contains(d)) {
-            return Err(format!("ema_decay must be in [0, 1), got {decay}"));
+            return Err(InvalidSetting::new(
+                "ema_decay",
+                format!("ema_decay must be in [0, 1), got {decay}"),
+            ));
         }
         if let Some(norm) = self.clip_grad_norm.filter(|n| !(*n > 0.0 && n.is_finite())) {
-            return Err(format!(
-                "clip_grad_norm must be a positive number, got {norm}"
+            return Err(InvalidSetting::new(
+                "clip_grad_norm",
+                format!("clip_grad_norm must be a positive number, got {norm}"),
             ));
         }
         Ok(())

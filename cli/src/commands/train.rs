@@ -8,7 +8,7 @@ use burn::prelude::Device;
 use clap::{Args, ValueEnum};
 use pixelcnn::data::{Binarization, DataSource, Dataset, FolderOptions, ImageSet};
 use pixelcnn::model::{
-    Architecture, Conditioning, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
+    Architecture, Conditioning, InvalidSetting, Latent, MAX_IMAGE_SIDE, PixelCnnConfig, SpatialMap,
 };
 use pixelcnn::parallel;
 use pixelcnn::precision::Precision;
@@ -613,7 +613,7 @@ pub(crate) fn run_config(
         }
         None => new_model(m, levels, train_set, source)?,
     };
-    model.validate().map_err(anyhow::Error::msg)?;
+    model.validate().map_err(in_flags)?;
     let new = RunConfig::new(model.clone(), train_set.height, train_set.width);
     let pick = |given: Option<usize>, stored: Option<usize>, default: usize| {
         given.or(stored).unwrap_or(default)
@@ -693,6 +693,43 @@ pub(crate) fn run_config(
         },
     };
     // The checks a stored config.json gets, such as the ceiling on the model's size.
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate().map_err(in_flags)?;
     Ok(config)
+}
+
+/// A setting the library refuses, told in the command line's terms: with the flag that sets
+/// it, where `train` has one.
+fn in_flags(error: InvalidSetting) -> anyhow::Error {
+    match flag_of(error.setting) {
+        Some(flag) => anyhow::anyhow!("{} ({flag})", error.message),
+        None => error.into(),
+    }
+}
+
+/// The flag of `train` that sets the run config's `setting`.
+fn flag_of(setting: &str) -> Option<&'static str> {
+    Some(match setting {
+        "levels" => "--levels",
+        "arch" => "--arch",
+        "layers" => "--layers",
+        "channels" => "--channels",
+        "head_channels" => "--head-channels",
+        "input_channels" => "--color",
+        "conditioning" => "--conditional",
+        "latent" => "--latent-dim",
+        "spatial" => "--condition-map",
+        "batch_size" => "--batch-size",
+        "steps" => "--steps",
+        "interval" => "--interval",
+        "shards" => "--shards",
+        "learning_rate" => "--lr",
+        "image_size" => "--image-size",
+        "binarization" => "--binarize",
+        "warmup_steps" => "--warmup-steps",
+        "lr_half_life" => "--lr-half-life",
+        "ema_decay" => "--ema",
+        "clip_grad_norm" => "--clip-grad-norm",
+        "init_from" => "--init-from",
+        _ => return None,
+    })
 }

@@ -443,7 +443,7 @@ fn class_conditional_train_sample_eval() {
             "--arch",
             "pixelcnn",
         ],
-        "conditioning needs the gated architecture",
+        "conditioning needs the gated architecture (--arch)",
     );
 }
 
