@@ -1,15 +1,18 @@
 //! Catching the panics of code that is known to panic on bad input — burn's record decoding,
-//! GPU runtimes that fail to start — and keeping them off standard error, from any number of
-//! threads at once.
+//! GPU runtimes that fail to start — as errors, from any number of threads at once, and, if the
+//! program asks for it, keeping them off standard error.
 //!
-//! Swapping the process-wide panic hook around each call is not safe: two threads doing it at
-//! once can each take the other's silent hook and put it back last, which leaves every later
-//! panic of the program silent. Instead one hook is installed, once, and stays. It keeps a panic
-//! quiet while the panicking thread is inside [`catch_quietly`], or while any thread is inside
-//! [`catch_quietly_anywhere`] (for code that panics on threads it does not own), and hands every
-//! other panic to the hook that was in place before: the default one, which prints the message,
-//! or one the program had set. The first call of either function installs it; a hook the
-//! program sets later replaces it, and quiet sections then print their panics, nothing worse.
+//! [`catch_quietly`] and [`catch_quietly_anywhere`] turn a panic into `Err(its message)`. The
+//! library touches no process-wide state for it: the panic hook is the program's, which by
+//! default prints the message. A program that wants these panics silent calls [`install`] once
+//! (the `pixelcnn` program does, first thing). Swapping the hook around each call would not be
+//! safe: two threads doing it at once can each take the other's silent hook and put it back
+//! last, which leaves every later panic of the program silent. Instead the hook [`install`]
+//! puts in place stays: it keeps a panic quiet while the panicking thread is inside
+//! [`catch_quietly`], or while any thread is inside [`catch_quietly_anywhere`] (for code that
+//! panics on threads it does not own), and hands every other panic to the hook that was in
+//! place before. A hook the program sets later replaces it, and quiet sections then print their
+//! panics, nothing worse.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -24,22 +27,21 @@ thread_local! {
 /// While a [`catch_quietly_anywhere`] section runs: `Some(first panic message, if any yet)`.
 static ANYWHERE: Mutex<Option<Option<String>>> = Mutex::new(None);
 
-/// Runs `f`; a panic of this thread inside it is kept off standard error and returned as
-/// `Err(its message)`.
+/// Runs `f`; a panic of this thread inside it is returned as `Err(its message)`, and kept off
+/// standard error once [`install`] has been called.
 pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    install_hook();
     QUIET_DEPTH.with(|depth| depth.set(depth.get() + 1));
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     QUIET_DEPTH.with(|depth| depth.set(depth.get() - 1));
     outcome.map_err(|payload| message(&*payload))
 }
 
-/// Runs `f`, keeping the panics of every thread off standard error while it runs (one such
-/// section at a time). If `f` panics, returns `Err` with the message of the first panic of any
-/// thread during the section: a runtime's own thread may panic first with the real cause.
+/// Runs `f` (one such section at a time); if it panics, returns `Err` with the panic's message.
+/// Once [`install`] has been called, the panics of every thread are kept off standard error
+/// while it runs, and the message is that of the first panic of any thread during the
+/// section: a runtime's own thread may panic first with the real cause.
 pub fn catch_quietly_anywhere<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    install_hook();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     *lock_anywhere() = Some(None);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
@@ -47,7 +49,9 @@ pub fn catch_quietly_anywhere<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     outcome.map_err(|payload| first.unwrap_or_else(|| message(&*payload)))
 }
 
-fn install_hook() {
+/// Puts in place, once, the panic hook that keeps the panics of quiet sections off standard
+/// error and hands every other panic to the hook in place before.
+pub fn install() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();

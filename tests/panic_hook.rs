@@ -1,6 +1,7 @@
 //! Catching panics without printing them (`pixelcnn::quiet_panic`), as checkpoint decoding and
-//! the device probe do, leaves the program's panic hook in place: it still reports every other
-//! panic, also after many threads decoded at once. (Swapping the hook around each decode failed
+//! the device probe do, touches the program's panic hook only once the program calls
+//! `quiet_panic::install`, and leaves it in place: it still reports every other panic, also
+//! after many threads decoded at once. (Swapping the hook around each decode failed
 //! here: two threads could each put back the other's silent hook, or one thread's decode panic
 //! reached the program's hook while another had already restored it.)
 //!
@@ -57,6 +58,17 @@ fn quiet_sections_keep_their_panics_quiet_and_the_hook_in_place() {
             .unwrap_or_else(|e| e.into_inner())
             .push(message);
     }));
+
+    // Until the program installs the quiet hook, the library leaves the panic hook alone: the
+    // program's own hook sees every decode panic (each decode is still refused with an error).
+    decode_malformed_concurrently();
+    assert_eq!(
+        reported().len(),
+        16 * 100,
+        "the program's hook saw each decode panic"
+    );
+    REPORTED.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    pixelcnn::quiet_panic::install();
 
     decode_malformed_concurrently();
     assert_eq!(

@@ -67,6 +67,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The panics the library catches on bad input (in burn's record decoding, a GPU runtime that
+    // fails to start) become one error line, not a panic message and an error line.
+    pixelcnn::quiet_panic::install();
     let cli = Cli::parse();
     // A long-running server gives memory back after a burst of draws; the rest keep it.
     if !matches!(cli.command, Command::Serve(_)) {
