@@ -7,7 +7,7 @@
 //!
 //! A request that hyper cannot parse (a malformed request line or header, a head over the
 //! limit) never reaches the routes: hyper answers it itself with a bare 400, 414 or 431 and
-//! closes the connection. [`JsonErrors`] gives those answers the JSON body `{"error": …}` that
+//! closes the connection. `JsonErrors` gives those answers the JSON body `{"error": …}` that
 //! the routes give every 4xx, so that a client reads every refusal the same way.
 
 use std::future::Future;
