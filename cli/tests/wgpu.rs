@@ -8,7 +8,7 @@
 
 #[path = "cli/common/mod.rs"]
 mod common;
-#[path = "../../tests/parity/mod.rs"]
+#[path = "../../tests/library/parity/mod.rs"]
 mod parity;
 
 use std::process::{Command, Output};

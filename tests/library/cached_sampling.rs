@@ -4,7 +4,7 @@
 //! with the same random numbers, the same images as the naive sampler; and a stream that does no
 //! work beyond the rows asked for.
 
-mod parity;
+use crate::parity;
 
 use burn::prelude::*;
 use parity::{HEIGHT, WIDTH, condition, models, worst_logit_difference};
