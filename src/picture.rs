@@ -1,5 +1,6 @@
-//! Pictures of images: tiles (gray images, occluded images, heat maps) and grids of tiles, written in the format their file name asks for (PNG, JPEG, GIF or BMP); and
-//! [`PictureError`], why a picture could not be made or written.
+//! Pictures of images: tiles (gray images, occluded images, heat maps) and grids of tiles,
+//! written in the format their file name asks for (PNG, JPEG, GIF or BMP); and [`PictureError`],
+//! why a picture could not be made or written.
 
 use std::path::{Path, PathBuf};
 

@@ -55,7 +55,7 @@ pub struct UnknownModel {
     known: String,
 }
 
-/// Every shipped model, the default one first.
+/// Every shipped model.
 pub fn all() -> impl Iterator<Item = Pretrained> {
     pixelcnn_models::ALL.iter().map(|m| Pretrained {
         name: m.name,

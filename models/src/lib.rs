@@ -24,5 +24,5 @@ macro_rules! shipped {
     };
 }
 
-/// Every shipped model, the default one first.
+/// Every shipped model.
 pub const ALL: &[Shipped] = shipped!("mnist-binarized", "mnist-class", "mnist-autoencoder");
