@@ -12,7 +12,6 @@ use pixelcnn::observer::{Interval, Start, Step, Timing, TrainObserver};
 use pixelcnn::picture::PictureError;
 use pixelcnn::precision::Precision;
 use pixelcnn::run_dir::RunDir;
-
 use pixelcnn_cli::animation::write_progress_gif;
 use pixelcnn_cli::plot::loss_plot;
 
@@ -31,9 +30,7 @@ impl Progress {
             bar.abandon();
         }
     }
-}
 
-impl Progress {
     fn print(&self, line: &str) {
         match self.bar.get() {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
