@@ -85,7 +85,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let device = cli.device.device()?;
+    let selected = cli.device.select()?;
+    if let Some(rank) = selected.shares_default_gpu {
+        eprintln!(
+            "warning: rank {rank} of this machine finds no discrete GPU {rank}: it shares the default one"
+        );
+    }
+    let device = selected.device;
     match cli.command {
         Command::Train(args) => train_command(args, &device),
         Command::Eval(args) => eval_command(args, &device),
