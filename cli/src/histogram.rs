@@ -4,25 +4,19 @@
 use std::path::Path;
 
 use pixelcnn::per_image::Scores;
-use pixelcnn::picture::{self, PictureError};
+use pixelcnn::picture::PictureError;
 use plotters::prelude::*;
 
-use crate::font::{FONT, register_font};
+use crate::font::{FONT, save_chart};
 
 /// Bins of the histogram over the range of all sets' values.
 const BINS: usize = 60;
 
 /// Draws the sets' histograms of per-image bits/dim over one another into a picture at `path`
-/// (800×500; its format by the extension, as [`picture::save`]), each normalised to
+/// (800×500; its format by the extension, as [`pixelcnn::picture::save`]), each normalised to
 /// the fraction of its images per bin so that sets of different sizes compare.
 pub fn histogram_plot(sets: &[Scores], path: &Path) -> Result<(), PictureError> {
-    register_font();
-    let (width, height) = (800u32, 500u32);
-    let mut buffer = vec![0u8; (width * height * 3) as usize];
-    draw(sets, &mut buffer, (width, height)).map_err(|e| PictureError::Draw(e.to_string()))?;
-    let picture =
-        image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
-    picture::save(&picture, path)
+    save_chart(path, (800, 500), |buffer, size| draw(sets, buffer, size))
 }
 
 /// The fraction of `values` in each of [`BINS`] bins of equal width from `low` to `high`.

@@ -11,7 +11,7 @@ use pixelcnn::loss::nats_to_bits;
 use pixelcnn::model::Objective;
 use pixelcnn::picture::PictureError;
 
-use crate::font::{FONT, register_font};
+use crate::font::{FONT, save_chart};
 use pixelcnn::run_dir::RunDir;
 use pixelcnn::run_log::{read_losses, read_metrics};
 
@@ -44,15 +44,9 @@ pub fn loss_plot(run: &RunDir, objective: Objective, path: &Path) -> Result<(), 
         raw,
         validation,
     };
-    register_font();
-    let (width, height) = (800u32, 500u32);
-    let mut buffer = vec![0u8; (width * height * 3) as usize];
-    draw(&curves, objective, &mut buffer, (width, height))
-        .map_err(|e| PictureError::Draw(e.to_string()))?;
-    let picture =
-        image::RgbImage::from_raw(width, height, buffer).expect("buffer has the right size");
-    pixelcnn::picture::save(&picture, path)?;
-    Ok(())
+    save_chart(path, (800, 500), |buffer, size| {
+        draw(&curves, objective, buffer, size)
+    })
 }
 
 /// The mean of the values within `window / 2` points either side of each point (fewer at the
