@@ -36,7 +36,9 @@ fn parse(target: &str, bytes: &[u8]) -> Result<(), String> {
             assert_eq!(planes.len(), channels * size * size);
             Ok(())
         }
-        "npy" => Embeddings::parse_npy(bytes).map(drop),
+        "npy" => Embeddings::parse_npy(bytes)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         "run_config" => RunConfig::from_json(bytes)
             .map(drop)
             .map_err(|e| e.to_string()),

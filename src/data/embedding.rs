@@ -10,6 +10,33 @@ use npyz::{NpyFile, Order};
 use super::DataError;
 use crate::files::open_bounded;
 
+/// Why the bytes of a `.npy` file are not float32 conditioning vectors `[N, d]`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NpyError {
+    #[error("not a float32 [N, d] array: the .npy header describes a structured or nested type")]
+    NestedType,
+    #[error("the .npy header takes {0} bytes, more than the {MAX_HEADER_BYTES} read")]
+    HeaderTooLong(usize),
+    #[error("not a valid .npy file: {0}")]
+    NotNpy(String),
+    #[error("expected a 2-dimensional array [images, d], got shape {0:?}")]
+    Shape(Vec<u64>),
+    #[error("the array is in Fortran order; save it in C order")]
+    FortranOrder,
+    #[error("the vectors have dimension 0")]
+    ZeroDimension,
+    #[error("shape [{count}, {dim}] needs more float32 values than the file holds (truncated?)")]
+    Truncated { count: u64, dim: u64 },
+    #[error("expected float32 values ({dtype}): {message}")]
+    NotFloat32 { dtype: String, message: String },
+    #[error("value {index} of vector {vector} is {value}: conditioning vectors must be finite")]
+    NotFinite {
+        vector: usize,
+        index: usize,
+        value: f32,
+    },
+}
+
 /// `count` vectors of `dim` values each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {
@@ -25,6 +52,7 @@ impl Embeddings {
             path: path.to_path_buf(),
             message,
         };
+        let npy_error = |e: NpyError| error(e.to_string());
         let (file, size) = open_bounded(path, MAX_NPY_BYTES)?;
         let mut bytes = Vec::new();
         let mut file = std::io::BufReader::new(file);
@@ -35,7 +63,7 @@ impl Embeddings {
         };
         read(&mut file, MAX_HEADER_BYTES, &mut bytes)?;
         // The header's shape says how long the file must be: checked before the rest is read.
-        if let Some(needed) = announced_size(&bytes).map_err(&error)?
+        if let Some(needed) = announced_size(&bytes).map_err(npy_error)?
             && needed != size
         {
             let truncated = if size < needed { " (truncated?)" } else { "" };
@@ -44,43 +72,38 @@ impl Embeddings {
             )));
         }
         read(&mut file, size, &mut bytes)?;
-        Self::parse_npy(&bytes).map_err(error)
+        Self::parse_npy(&bytes).map_err(npy_error)
     }
 
     /// Parses the bytes of a `.npy` file of float32 `[N, d]`.
-    pub fn parse_npy(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse_npy(bytes: &[u8]) -> Result<Self, NpyError> {
         check_header_nesting(bytes)?;
-        let file = NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
+        let file = NpyFile::new(bytes).map_err(|e| NpyError::NotNpy(e.to_string()))?;
         let &[count, dim] = file.shape() else {
-            return Err(format!(
-                "expected a 2-dimensional array [images, d], got shape {:?}",
-                file.shape()
-            ));
+            return Err(NpyError::Shape(file.shape().to_vec()));
         };
         if file.order() != Order::C {
-            return Err("the array is in Fortran order; save it in C order".into());
+            return Err(NpyError::FortranOrder);
         }
         if dim == 0 {
-            return Err("the vectors have dimension 0".into());
+            return Err(NpyError::ZeroDimension);
         }
         // Refuse a header that promises more data than the file holds before reading it.
         let needed = count.checked_mul(dim).and_then(|n| n.checked_mul(4));
         if needed.is_none_or(|needed| needed > bytes.len() as u64) {
-            return Err(format!(
-                "shape [{count}, {dim}] needs more float32 values than the file holds (truncated?)"
-            ));
+            return Err(NpyError::Truncated { count, dim });
         }
         let dtype = file.dtype();
-        let values: Vec<f32> = file
-            .into_vec()
-            .map_err(|e| format!("expected float32 values ({dtype:?}): {e}"))?;
-        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-            return Err(format!(
-                "value {} of vector {} is {}: conditioning vectors must be finite",
-                index % dim as usize,
-                index / dim as usize,
-                values[index]
-            ));
+        let values: Vec<f32> = file.into_vec().map_err(|e| NpyError::NotFloat32 {
+            dtype: format!("{dtype:?}"),
+            message: e.to_string(),
+        })?;
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(NpyError::NotFinite {
+                vector: at / dim as usize,
+                index: at % dim as usize,
+                value: values[at],
+            });
         }
         Ok(Self {
             dim: dim as usize,
@@ -143,14 +166,12 @@ fn header_span(bytes: &[u8]) -> Option<(usize, usize)> {
 /// The size in bytes of the `.npy` file whose first bytes are `head`, as its header's shape and
 /// type announce it; `None` where the header cannot tell (not a `.npy` header, or a type of no
 /// fixed size), which parsing the file then reports.
-fn announced_size(head: &[u8]) -> Result<Option<u64>, String> {
+fn announced_size(head: &[u8]) -> Result<Option<u64>, NpyError> {
     let Some((start, len)) = header_span(head) else {
         return Ok(None);
     };
     let Some(header) = head.get(..start + len) else {
-        return Err(format!(
-            "the .npy header takes {len} bytes, more than the {MAX_HEADER_BYTES} read"
-        ));
+        return Err(NpyError::HeaderTooLong(len));
     };
     check_header_nesting(header)?;
     let Ok(file) = NpyFile::new(header) else {
@@ -172,7 +193,7 @@ fn announced_size(head: &[u8]) -> Result<Option<u64>, String> {
 /// Refuses a header with nested brackets before the `.npy` parser sees it: a float32 `[N, d]`
 /// array's header is one dict with one shape tuple, and deeply nested brackets make the header
 /// parser's backtracking take exponential time (found by fuzzing).
-fn check_header_nesting(bytes: &[u8]) -> Result<(), String> {
+fn check_header_nesting(bytes: &[u8]) -> Result<(), NpyError> {
     let header =
         header_span(bytes).and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
     let Some(header) = header else {
@@ -180,10 +201,7 @@ fn check_header_nesting(bytes: &[u8]) -> Result<(), String> {
     };
     let count = |c: u8| header.iter().filter(|&&b| b == c).count();
     if count(b'[') > 0 || count(b'(') > 1 || count(b'{') > 1 {
-        return Err(
-            "not a float32 [N, d] array: the .npy header describes a structured or nested type"
-                .into(),
-        );
+        return Err(NpyError::NestedType);
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::files::{FileError, open_bounded};
 use crate::model::{Conditioning, one_hot};
 pub use binarize::Binarization;
-pub use embedding::Embeddings;
+pub use embedding::{Embeddings, NpyError};
 pub use folder::FolderOptions;
 
 /// Why a data set could not be read.
