@@ -1,4 +1,5 @@
-//! `cargo bench --bench bf16`: whether bf16 matrix products would speed up training here.
+//! `cargo bench -p pixelcnn-benches --bench bf16`: whether bf16 matrix products would speed up
+//! training here.
 //!
 //! The three products of a config P training step's vertical convolution (batch 32, 28×28, the
 //! 2×3 window over 64 channels into 128): forward `X W` `[25088, 384] × [384, 128]`, `∂L/∂X =

@@ -1,5 +1,6 @@
-//! `cargo bench`: the gated layer, the inference forward pass and the training step of the
-//! benchmark model (`pixelcnn bench` configs S and P), measured by criterion.
+//! `cargo bench -p pixelcnn-benches --bench model`: the gated layer, the inference forward pass
+//! and the training step of the benchmark model (`pixelcnn bench` configs S and P), measured by
+//! criterion.
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -10,7 +11,7 @@ use pixelcnn::recipe::new_optimizer;
 use pixelcnn_cli::bench::{BenchConfig, SIDE, random_levels};
 
 // The program's allocator settings (not library API), so that the figures match `pixelcnn bench`.
-#[path = "../src/allocator.rs"]
+#[path = "../cli/src/allocator.rs"]
 mod allocator;
 
 /// One B-layer (3×3) on 16 channels-last feature maps of 28×28, for each configuration's

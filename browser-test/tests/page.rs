@@ -1,30 +1,79 @@
-//! The page in a real browser: headless Chromium driven over WebDriver (Debian's `chromium`
-//! and `chromium-driver`) loads the page of a shipped class-conditional model, generates a
-//! grid and waits for it to fill, draws a stroke with the mouse, sees the likelihood change,
-//! asks for completions and checks that they keep the drawn rows; the screenshot is saved in
-//! the target folder's test directory. Without `chromedriver` on the PATH the test says so and
-//! passes, unless `PIXELCNN_REQUIRE_BROWSER=1` (set by CI) makes that a failure.
+//! The page in a real browser: `pixelcnn serve` of a shipped class-conditional model, and
+//! headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`) that loads
+//! the page, generates a grid and waits for it to fill, draws a stroke with the mouse, sees the
+//! likelihood change, asks for completions and checks that they keep the drawn rows; the
+//! screenshot is saved in the target folder's test directory. Without `chromedriver` on the PATH
+//! the test says so and passes, unless `PIXELCNN_REQUIRE_BROWSER=1` (set by CI) makes that a
+//! failure.
+//!
+//! The test runs the program as a user does, built beforehand (`cargo build --release -p
+//! pixelcnn-cli`; `PIXELCNN_BIN` names another one), so that this crate's WebDriver client is no
+//! dependency of the program's own tests.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use pixelcnn_cli::serve::Limits;
-use pixelcnn_cli::serve::connections::{self, ConnectionLimits};
 use serde_json::{Value, json};
 
-/// Ends the WebDriver process with the test.
-struct Driver(Child);
+/// Ends a process (the server, the WebDriver) with the test.
+struct Killed(Child);
 
-impl Drop for Driver {
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The `pixelcnn` program under test.
+fn program() -> PathBuf {
+    let path = std::env::var_os("PIXELCNN_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/pixelcnn"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (cargo build --release -p pixelcnn-cli) or name the \
+         program in PIXELCNN_BIN",
+        path.display()
+    );
+    path
+}
+
+/// Starts `pixelcnn serve` for shipped model `name` on a free port of this machine, and gives
+/// the page's address once the server says it is listening.
+fn serve(name: &str) -> (Killed, String) {
+    let mut child = Command::new(program())
+        .args(["serve", "--pretrained", name, "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let server = Killed(child);
+    let (address, found) = mpsc::channel();
+    // Reads what the server says to its end, so that it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let said = line
+                .strip_prefix("serving ")
+                .and_then(|rest| rest.split(" at ").nth(1));
+            if let Some(url) = said.and_then(|rest| rest.split(' ').next()) {
+                let _ = address.send(url.to_string());
+            }
+        }
+    });
+    let url = found
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the server said where it listens");
+    (server, url)
 }
 
 fn chromedriver() -> Option<PathBuf> {
@@ -108,17 +157,9 @@ async fn the_page_generates_and_completes_a_drawing_in_chromium() {
         eprintln!("skipped: no chromedriver on the PATH (apt install chromium chromium-driver)");
         return;
     };
-    let app = super::app("mnist-class", Limits::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(connections::serve(
-        listener,
-        app,
-        ConnectionLimits::default(),
-        std::future::pending(),
-    ));
+    let (_server, url) = serve("mnist-class");
     let port = free_port();
-    let _driver = Driver(
+    let _driver = Killed(
         Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -9,8 +9,8 @@
 //! of draws took.
 //!
 //! This belongs to the `pixelcnn` program, not to the library: it changes the allocator of the
-//! whole process, which only the program that owns the process should decide. (`cargo bench`
-//! includes this file too, to measure what the program runs.)
+//! whole process, which only the program that owns the process should decide. (The benchmarks
+//! of `benches/model.rs` include this file too, to measure what the program runs.)
 
 /// Keeps freed memory in the process for reuse (glibc only; elsewhere nothing changes).
 pub fn keep_freed_memory() {

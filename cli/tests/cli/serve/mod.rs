@@ -1,10 +1,9 @@
 //! `pixelcnn serve`: every endpoint with good input (the result's shape, completions keep the
 //! given rows, the streamed images are the sampler's, the heat map's total is `eval`'s) and
 //! with bad input (the right status and a JSON message); draws beyond the cap are refused and
-//! a closed stream frees its slot; a bounded load on loopback; the connections' timeouts, cap
-//! and shutdown; and the page in a real browser.
+//! a closed stream frees its slot; a bounded load on loopback; and the connections' timeouts,
+//! cap and shutdown. The page in a real browser is the crate browser-test's.
 
-mod browser;
 mod connections;
 mod load;
 
